@@ -1,0 +1,100 @@
+"""Config checks that turn bad values into one-line errors naming the field.
+
+Two layers:
+
+* :func:`check_group_choices` looks at command-line overrides *before* Hydra composes, so
+  ``model=dcgna`` says ``model='dcgna' is not a known model; choose one of ...`` in one line
+  (Hydra's own message is several lines plus a hint about HYDRA_FULL_ERROR).
+* :func:`validate_config` checks the composed config: names, learning rates, resolution vs the
+  model, precision vs double backward, batch size and split fractions, epochs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from gan_interp.errors import ConfigError
+
+DOUBLE_BACKWARD_BAD_PRECISIONS = ("16", "16-mixed", "16-true", "fp16")
+KNOWN_PRECISIONS = ("32", "32-true", "bf16-mixed", "bf16-true", "64", "64-true", "16", "16-mixed", "16-true", "transformer-engine")
+
+
+def group_options(conf_dir: Path, group: str) -> list[str]:
+    """Names of the configs in one config group (``conf/<group>/*.yaml``)."""
+    return sorted(p.stem for p in (conf_dir / group).glob("*.yaml") if not p.stem.startswith("_"))
+
+
+def check_group_choices(argv: list[str], conf_dir: Path) -> None:
+    """Reject unknown config-group choices in command-line overrides (``group=a,b`` too)."""
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, value = arg.split("=", 1)
+        key = key.lstrip("+~")
+        if key.startswith("hydra") or "." in key or "/" in key or not (conf_dir / key).is_dir():
+            continue
+        if any(tok in value for tok in ("(", "[", "${", "*")) or value in ("null", ""):
+            continue  # sweep functions, lists and interpolations are left to Hydra
+        options = group_options(conf_dir, key)
+        for choice in value.split(","):
+            if choice not in options:
+                raise ConfigError(f"{key}={choice!r} is not a known {key}; choose one of: {', '.join(options)}")
+
+
+def _number(cfg: DictConfig, dotted: str, value: Any, kind: type) -> float:
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{dotted}={value!r} must be a {kind.__name__}") from None
+
+
+def _check_learning_rates(model_cfg: DictConfig) -> None:
+    for key, value in model_cfg.items():
+        key = str(key)
+        if key == "lr" or key.startswith("lr_") or key.endswith("_lr"):
+            if _number(model_cfg, f"model.{key}", value, float) <= 0:
+                raise ConfigError(f"model.{key}={value} must be > 0 (e.g. model.{key}=2e-4)")
+    betas = model_cfg.get("betas")
+    if betas is not None:
+        for i, b in enumerate(betas):
+            if not 0.0 <= _number(model_cfg, f"model.betas[{i}]", b, float) < 1.0:
+                raise ConfigError(f"model.betas[{i}]={b} must be in [0, 1)")
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` (one line, names the field) for an unusable config."""
+    from gan_interp.models import MODEL_REGISTRY, model_class
+
+    name = cfg.model.get("name")
+    if name not in MODEL_REGISTRY:
+        raise ConfigError(f"model.name={name!r} is not a known model; choose one of: {', '.join(MODEL_REGISTRY)}")
+    _check_learning_rates(cfg.model)
+
+    resolution = int(_number(cfg, "data.resolution", cfg.data.get("resolution"), int))
+    supported = model_class(name).supported_resolutions
+    if resolution not in supported:
+        raise ConfigError(
+            f"data.resolution={resolution} cannot be made by model {name}; use one of {', '.join(map(str, supported))}"
+        )
+    if int(_number(cfg, "data.batch_size", cfg.data.get("batch_size"), int)) < 1:
+        raise ConfigError(f"data.batch_size={cfg.data.batch_size} must be >= 1")
+    for key in ("val_fraction", "test_fraction"):
+        frac = _number(cfg, f"data.{key}", cfg.data.get(key, 0.0), float)
+        if not 0.0 <= frac < 1.0:
+            raise ConfigError(f"data.{key}={frac} must be in [0, 1)")
+
+    trainer = cfg.get("trainer", {})
+    precision = str(trainer.get("precision", "32-true"))
+    if precision not in KNOWN_PRECISIONS:
+        raise ConfigError(f"trainer.precision={precision!r} is not a Lightning precision; use 32-true or bf16-mixed")
+    if model_class(name).uses_double_backward and precision in DOUBLE_BACKWARD_BAD_PRECISIONS:
+        raise ConfigError(
+            f"trainer.precision={precision} is unsafe for {name} (gradient penalty needs double backward); "
+            "use trainer.precision=32-true or bf16-mixed"
+        )
+    max_epochs = trainer.get("max_epochs")
+    if max_epochs is not None and int(_number(cfg, "trainer.max_epochs", max_epochs, int)) not in (-1,) and int(max_epochs) < 1:
+        raise ConfigError(f"trainer.max_epochs={max_epochs} must be >= 1 (or -1 for no limit)")

@@ -1,0 +1,212 @@
+"""One LightningDataModule for every image source.
+
+Images are decoded once into a uint8 cache (see :mod:`gan_interp.data.cache`), split by a seeded
+permutation that is persisted next to the cache (and copied into the run directory), and served
+as float tensors in ``[-1, 1]``. A batch is a dict ``{"image": [B,C,H,W], "index": [B]}`` where
+``index`` is the row in the cache, so partition-based models (k-GAN) and probes can look data up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from gan_interp.data.cache import CachedImages, build_cache, load_cache
+from gan_interp.data.decode import check_aspect
+from gan_interp.data.sources import ImageSource
+from gan_interp.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+def uint8_to_model(x: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1] (the range every generator outputs)."""
+    return x.float().div_(127.5).sub_(1.0)
+
+
+def model_to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] -> uint8 [0, 255]."""
+    return x.detach().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def make_split(n: int, val_fraction: float, test_fraction: float, seed: int) -> dict[str, list[int]]:
+    """Seeded random split of ``range(n)`` into train/val/test index lists (sorted)."""
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val, n_test = int(round(n * val_fraction)), int(round(n * test_fraction))
+    if n - n_val - n_test < 1:
+        raise ConfigError(
+            f"data.val_fraction={val_fraction} + data.test_fraction={test_fraction} leave no training images of {n}"
+        )
+    return {
+        "val": sorted(perm[:n_val].tolist()),
+        "test": sorted(perm[n_val : n_val + n_test].tolist()),
+        "train": sorted(perm[n_val + n_test :].tolist()),
+    }
+
+
+class CachedImageDataset(Dataset):
+    """Rows of a uint8 array served as ``{"image": float [-1,1], "index": int}``; batched fetch."""
+
+    def __init__(self, images: np.ndarray, indices: list[int] | np.ndarray) -> None:
+        self.images = images
+        self.indices = np.asarray(indices, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.__getitems__([i])
+
+    def __getitems__(self, positions: list[int]) -> dict[str, torch.Tensor]:
+        rows = self.indices[np.asarray(positions, dtype=np.int64)]
+        order = np.argsort(rows)  # sorted reads are friendlier to a memmap
+        batch = np.empty((len(rows), *self.images.shape[1:]), dtype=np.uint8)
+        batch[order] = self.images[rows[order]]
+        return {"image": uint8_to_model(torch.from_numpy(batch)), "index": torch.from_numpy(rows)}
+
+
+def collate_batched(batch: dict[str, torch.Tensor] | list) -> dict[str, torch.Tensor]:
+    """The dataset already returns whole batches (``__getitems__``); single items are squeezed."""
+    if isinstance(batch, dict):
+        return batch
+    return {k: torch.cat([b[k] for b in batch]) for k in batch[0]}
+
+
+class GANDataModule(L.LightningDataModule):
+    """Shared DataModule: decode-once cache, persisted seeded split, fast batched loading."""
+
+    def __init__(
+        self,
+        source: ImageSource,  # where the images come from (see gan_interp.data.sources)
+        name: str = "data",  # config name of the data group (for run names)
+        resolution: int = 64,  # side length of the square images fed to the models
+        channels: int = 3,  # 3 = RGB, 1 = grayscale
+        aspect: str = "center_crop",  # 'center_crop' or 'letterbox' for non-square sources
+        batch_size: int = 64,
+        num_workers: int = 0,  # loader processes; 0 is fastest for the in-RAM uint8 cache
+        val_fraction: float = 0.05,
+        test_fraction: float = 0.05,
+        split_seed: int = 0,
+        cache_dir: str = ".cache/gan_interp",
+        decode_workers: int = 4,  # threads decoding image files when building the cache
+        drop_last: bool = True,
+        pin_memory: bool = False,
+        root: str | None = None,  # informational (the source holds the real path)
+    ) -> None:
+        super().__init__()
+        check_aspect(aspect)
+        if batch_size < 1:
+            raise ConfigError(f"data.batch_size={batch_size} must be >= 1")
+        self.source = source
+        self.name = name
+        self.resolution = int(resolution)
+        self.channels = int(channels)
+        self.aspect = aspect
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
+        self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
+        self.cache_dir = Path(cache_dir).expanduser()
+        self.decode_workers = decode_workers
+        self.drop_last, self.pin_memory = drop_last, pin_memory
+        self.data: CachedImages | None = None
+        self.split: dict[str, list[int]] = {}
+
+    # -- cache & split -------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        self.source.check()
+        build_cache(self.source, self.cache_dir, self.resolution, self.channels, self.aspect, self.decode_workers)
+
+    def _split_path(self) -> Path:
+        assert self.data is not None and self.data.path is not None
+        return self.data.path / f"split-seed{self.split_seed}-val{self.val_fraction}-test{self.test_fraction}.json"
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.data is not None:
+            return
+        self.source.check()
+        entry = build_cache(self.source, self.cache_dir, self.resolution, self.channels, self.aspect, self.decode_workers)
+        self.data = load_cache(entry)
+        if len(self.data) == 0:
+            raise ConfigError(f"data source {self.source.name!r} produced no readable images (see warnings above)")
+        split_file = self._split_path()
+        if split_file.is_file():
+            self.split = json.loads(split_file.read_text())
+        else:
+            self.split = make_split(len(self.data), self.val_fraction, self.test_fraction, self.split_seed)
+            tmp = split_file.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(self.split))
+            os.replace(tmp, split_file)
+        log.info("data %s: %s images (train %d / val %d / test %d), cache %s", self.name, len(self.data),
+                 len(self.split["train"]), len(self.split["val"]), len(self.split["test"]), entry)
+
+    def save_split(self, run_dir: str | Path) -> Path:
+        """Copy the split (with the cache entry it indexes) into a run directory."""
+        out = Path(run_dir) / "data_split.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"cache_entry": str(self.data.path) if self.data else None, **self.split}
+        out.write_text(json.dumps(meta))
+        return out
+
+    # -- accessors used by probes/metrics --------------------------------------------------------
+    def dataset(self, split: str = "train") -> CachedImageDataset:
+        if split not in SPLITS:
+            raise ConfigError(f"split={split!r} must be one of {', '.join(SPLITS)}")
+        self.setup()
+        assert self.data is not None
+        return CachedImageDataset(self.data.images, self.split[split])
+
+    def images(self, split: str = "train", n: int | None = None) -> torch.Tensor:
+        """The first ``n`` images of a split as float [-1, 1] (for probes and metrics)."""
+        ds = self.dataset(split)
+        positions = list(range(len(ds) if n is None else min(n, len(ds))))
+        return ds.__getitems__(positions)["image"] if positions else torch.empty(0)
+
+    def masks(self, split: str = "train") -> np.ndarray | None:
+        """Ground-truth concept masks (bool [N,K,H,W]) of a split, if the source has them."""
+        self.setup()
+        assert self.data is not None
+        if self.data.masks is None:
+            return None
+        return self.data.masks[np.asarray(self.split[split], dtype=np.int64)]
+
+    @property
+    def concept_names(self) -> list[str]:
+        self.setup()
+        assert self.data is not None
+        return self.data.concept_names
+
+    # -- loaders ----------------------------------------------------------------------------------
+    def _loader(self, split: str, shuffle: bool, drop_last: bool) -> DataLoader:
+        ds = self.dataset(split)
+        return DataLoader(
+            ds,
+            batch_size=min(self.batch_size, max(1, len(ds))),
+            shuffle=shuffle,
+            drop_last=drop_last and len(ds) >= self.batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
+            collate_fn=collate_batched,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True, drop_last=self.drop_last)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val" if self.split.get("val") else "train", shuffle=False, drop_last=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test" if self.split.get("test") else "val", shuffle=False, drop_last=False)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"split_seed": self.split_seed, "n": len(self.data) if self.data is not None else None}

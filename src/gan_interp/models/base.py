@@ -1,0 +1,109 @@
+"""The GAN base LightningModule and the generator contract every probe relies on.
+
+Contract (all models):
+
+* ``latent_dim`` - size of one latent vector ``z``;
+* ``sample_z(n, generator=None)`` - ``n`` latents on the module's device; with a seeded
+  ``torch.Generator`` (CPU) the result is reproducible on any device;
+* ``generate(z)`` - images in ``[-1, 1]``, shape ``[n, channels, resolution, resolution]``;
+* ``critic(x)`` - raw discriminator/critic scores ``[n]`` (higher = more "real");
+* ``generator_layers()`` / ``discriminator_layers()`` - named modules probes may hook.
+
+Training uses manual optimization (two or more optimizers). ``g_steps`` counts generator updates:
+Lightning's ``global_step`` counts every optimizer step (D and G), so it is not used for that.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+
+class GANModule(L.LightningModule):
+    """Base class: generator contract, generator-step counter, fixed validation latents."""
+
+    supported_resolutions: tuple[int, ...] = (32, 64, 128)
+    uses_double_backward: bool = False  # True for WGAN-GP / R1 models (no fp16 then)
+
+    def __init__(
+        self,
+        latent_dim: int,  # size of z
+        resolution: int,  # output image side length (pixels)
+        channels: int,  # output image channels (3 RGB, 1 gray)
+        n_fixed: int = 64,  # number of fixed latents used for sample grids and probes
+        fixed_seed: int = 1234,  # seed of the fixed latents (independent of the training seed)
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.latent_dim = int(latent_dim)
+        self.resolution = int(resolution)
+        self.channels = int(channels)
+        self.n_fixed = int(n_fixed)
+        self.fixed_seed = int(fixed_seed)
+        self.g_steps = 0
+
+    # -- generator contract --------------------------------------------------------------------
+    def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` standard-normal latents ``[n, latent_dim]`` on this module's device."""
+        return torch.randn(n, self.latent_dim, generator=generator).to(self.device)
+
+    @abstractmethod
+    def generate(self, z: Tensor) -> Tensor:
+        """Images in [-1, 1] from latents ``z``."""
+
+    @abstractmethod
+    def critic(self, x: Tensor) -> Tensor:
+        """Raw discriminator scores ``[n]`` for images ``x``."""
+
+    def generator_layers(self) -> dict[str, nn.Module]:
+        """Named generator layers for activation probes (override for a curated list)."""
+        return {}
+
+    def discriminator_layers(self) -> dict[str, nn.Module]:
+        """Named discriminator layers for activation probes (override for a curated list)."""
+        return {}
+
+    def fixed_latents(self, n: int | None = None) -> Tensor:
+        """The same ``n`` latents every time (seeded by ``fixed_seed``)."""
+        g = torch.Generator().manual_seed(self.fixed_seed)
+        return self.sample_z(self.n_fixed if n is None else n, generator=g)
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int | None = None) -> Tensor:
+        """Generate ``n`` images (eval-mode behaviour is the caller's choice)."""
+        g = torch.Generator().manual_seed(seed) if seed is not None else None
+        return self.generate(self.sample_z(n, generator=g))
+
+    # -- training helpers ------------------------------------------------------------------------
+    def finish_generator_step(self) -> None:
+        """Call once per generator update (keeps ``g_steps`` and logs it)."""
+        self.g_steps += 1
+        self.log("train/g_steps", float(self.g_steps), on_step=True, on_epoch=False)
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        real = batch["image"]
+        g = torch.Generator().manual_seed(self.fixed_seed + 1 + batch_idx)
+        fake = self.generate(self.sample_z(real.shape[0], generator=g))
+        d_real, d_fake = self.critic(real).float().mean(), self.critic(fake).float().mean()
+        self.log_dict({"val/d_real": d_real, "val/d_fake": d_fake, "val/d_gap": d_real - d_fake}, on_epoch=True)
+
+    # -- checkpoint state ------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["g_steps"] = self.g_steps
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.g_steps = int(checkpoint.get("g_steps", 0))
+
+
+def init_dcgan_weights(module: nn.Module) -> None:
+    """Radford et al. init: conv weights ~ N(0, 0.02); batch-norm gamma ~ N(1, 0.02), beta = 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.BatchNorm2d, nn.BatchNorm1d)):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)

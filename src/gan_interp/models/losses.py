@@ -1,0 +1,61 @@
+"""Pure GAN loss functions (no module state): tensors in, scalar tensors out.
+
+Scores are raw critic/discriminator outputs (logits), shape ``[N]`` or ``[N, 1]``.
+Penalties that differentiate through gradients (WGAN-GP, R1) use double backward: run them in
+fp32 or bf16-mixed, never fp16; an epsilon keeps the gradient norm differentiable at 0.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+GRAD_NORM_EPS = 1e-12
+
+
+def d_logistic_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    """Standard discriminator loss: -log D(x) - log(1 - D(G(z))), D = sigmoid(score)."""
+    return F.softplus(-real_scores).mean() + F.softplus(fake_scores).mean()
+
+
+def g_nonsaturating_loss(fake_scores: Tensor) -> Tensor:
+    """Non-saturating generator loss: -log D(G(z))."""
+    return F.softplus(-fake_scores).mean()
+
+
+def wgan_critic_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    """Wasserstein critic loss (minimised): E[f(G(z))] - E[f(x)]."""
+    return fake_scores.mean() - real_scores.mean()
+
+
+def wgan_generator_loss(fake_scores: Tensor) -> Tensor:
+    """Wasserstein generator loss: -E[f(G(z))]."""
+    return -fake_scores.mean()
+
+
+def per_sample_grad_norm(outputs: Tensor, inputs: Tensor) -> Tensor:
+    """||d sum(outputs) / d inputs_i||_2 for every sample i (graph kept for double backward)."""
+    (grad,) = torch.autograd.grad(outputs=outputs.sum(), inputs=inputs, create_graph=True)
+    return torch.sqrt(grad.flatten(1).pow(2).sum(1) + GRAD_NORM_EPS)
+
+
+def gradient_penalty(critic, real: Tensor, fake: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """WGAN-GP penalty per sample, ``(||grad f(x_hat)|| - 1)^2`` on random interpolates; shape [N].
+
+    Multiply the mean by lambda (10 in Gulrajani et al. 2017).
+    """
+    n = real.shape[0]
+    alpha = torch.rand(n, *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype, generator=generator)
+    x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    scores = critic(x_hat)
+    return (per_sample_grad_norm(scores.float(), x_hat) - 1.0).pow(2)
+
+
+def r1_penalty(real_scores: Tensor, real: Tensor) -> Tensor:
+    """R1 penalty per sample, ``||grad D(x)||^2`` on real data (``real`` must require grad); shape [N].
+
+    Multiply the mean by gamma / 2 (Mescheder et al. 2018).
+    """
+    (grad,) = torch.autograd.grad(outputs=real_scores.float().sum(), inputs=real, create_graph=True)
+    return grad.flatten(1).pow(2).sum(1)
