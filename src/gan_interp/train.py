@@ -59,6 +59,10 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     datamodule.source.check()  # fail fast with a clear message, before any model is built
     model = hydra.utils.instantiate(cfg.model)
     callbacks = instantiate_all(cfg.get("callbacks"))
+    for section in ("probes", "metrics"):  # each group is one callback config (or empty)
+        node = cfg.get(section)
+        if node and "_target_" in node:
+            callbacks.append(hydra.utils.instantiate(node))
     loggers = instantiate_all(cfg.get("logger"))
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return datamodule, model, trainer
