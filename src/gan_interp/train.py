@@ -77,11 +77,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
     (run_dir / "config_resolved.json").write_text(json.dumps(resolved, indent=1, default=str))
     for lg in trainer.loggers:
         lg.log_hyperparams(resolved)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    datamodule.save_split(run_dir)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    metrics["g_steps"] = float(model.g_steps)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        datamodule.save_split(run_dir)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        metrics["g_steps"] = float(model.g_steps)
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    except BaseException:
+        finish_wandb(exit_code=1)
+        raise
+    finish_wandb()  # one W&B run per job, also when jobs share a process (multirun)
     log.info("finished: %d generator steps; run dir %s", model.g_steps, run_dir)
     return metrics
 

@@ -79,6 +79,22 @@ def _item_key(item: Any) -> str:
     return item.key or "/".join(item.nested_key)
 
 
+def _items_to_dict(items: Any) -> dict[str, Any]:
+    """History/summary items -> dict; nested keys (media such as images) become nested dicts."""
+    out: dict[str, Any] = {}
+    for item in items:
+        value = json.loads(item.value_json)
+        if item.key:
+            out[item.key] = value
+            continue
+        node = out
+        *parents, leaf = list(item.nested_key)
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
 def read_offline_run(run_dir: str | Path) -> OfflineRun:
     """Parse ``<run_dir>/run-*.wandb`` (``run_dir`` is ``.../wandb/offline-run-...``)."""
     from wandb.proto import wandb_internal_pb2 as pb
@@ -93,14 +109,17 @@ def read_offline_run(run_dir: str | Path) -> OfflineRun:
         rec.ParseFromString(raw)
         kind = rec.WhichOneof("record_type")
         if kind == "run":
-            out.name, out.group, out.tags = rec.run.display_name, rec.run.run_group, list(rec.run.tags)
+            # a run may be re-sent with only some fields set: keep what is known
+            out.name = rec.run.display_name or out.name
+            out.group = rec.run.run_group or out.group
+            out.tags = list(rec.run.tags) or out.tags
             out.config.update({_item_key(i): json.loads(i.value_json) for i in rec.run.config.update})
         elif kind == "config":
             out.config.update({_item_key(i): json.loads(i.value_json) for i in rec.config.update})
         elif kind == "history":
-            out.history.append({_item_key(i): json.loads(i.value_json) for i in rec.history.item})
+            out.history.append(_items_to_dict(rec.history.item))
         elif kind == "summary":
-            out.summary.update({_item_key(i): json.loads(i.value_json) for i in rec.summary.update})
+            out.summary.update(_items_to_dict(rec.summary.update))
     return out
 
 

@@ -16,9 +16,11 @@ Lightning's ``global_step`` counts every optimizer step (D and G), so it is not 
 from __future__ import annotations
 
 from abc import abstractmethod
+from typing import Any
 
 import lightning as L
 import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor, nn
 
 
@@ -93,9 +95,22 @@ class GANModule(L.LightningModule):
     # -- checkpoint state ------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["g_steps"] = self.g_steps
+        if "hyper_parameters" in checkpoint:  # plain Python types: loadable with weights_only=True
+            checkpoint["hyper_parameters"] = to_primitive(checkpoint["hyper_parameters"])
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.g_steps = int(checkpoint.get("g_steps", 0))
+
+
+def to_primitive(value: Any) -> Any:
+    """OmegaConf containers / tuples -> plain dicts, lists and scalars (safe for weights_only loads)."""
+    if isinstance(value, (DictConfig, ListConfig)):
+        value = OmegaConf.to_container(value, resolve=True)
+    if isinstance(value, dict):
+        return {str(k): to_primitive(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_primitive(v) for v in value]
+    return value
 
 
 def init_dcgan_weights(module: nn.Module) -> None:
