@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from gan_interp.callbacks.guards import preflight_output_dir
 from gan_interp.config import check_group_choices, validate_config
 from gan_interp.errors import GanInterpError
 from gan_interp.logging_utils import finish_wandb
@@ -70,9 +72,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train one model; returns the final metrics (also written to ``<run>/metrics.json``)."""
+    run_dir = preflight_output_dir(cfg.paths.output_dir, float(cfg.get("min_free_disk_mb", 0)))
     datamodule, model, trainer = build(cfg)
-    run_dir = Path(cfg.paths.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     (run_dir / "config_resolved.json").write_text(json.dumps(resolved, indent=1, default=str))
     for lg in trainer.loggers:
@@ -100,27 +101,75 @@ def objective(metrics: dict[str, float], cfg: DictConfig) -> float | None:
     return float(value)
 
 
+def _is_multirun() -> bool:
+    try:
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:
+        return False
+
+
+def record_failure(cfg: DictConfig, exc: BaseException) -> Path | None:
+    """Write ``<run>/failure.json`` (error + traceback) so a sweep keeps a record of the crash."""
+    try:
+        run_dir = Path(cfg.paths.output_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        out = run_dir / "failure.json"
+        out.write_text(json.dumps({
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exception(type(exc), exc, exc.__traceback__),
+            "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
+        }, indent=1))
+        return out
+    except Exception:  # recording must never hide the original error
+        return None
+
+
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def hydra_main(cfg: DictConfig) -> float | None:
-    exit_code = 0
+    """One job. In a multirun, a crashing job is recorded (failure.json, W&B exit code 1) and
+    returns NaN so the remaining jobs of the sweep still run; a single run exits non-zero."""
     try:
         return objective(train(cfg), cfg)
-    except GanInterpError as exc:
-        exit_code = 2
-        log.error("%s", exc)
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except BaseException:
-        exit_code = 1
+    except Exception as exc:
+        finish_wandb(exit_code=1)
+        where = record_failure(cfg, exc)
+        if _is_multirun():
+            log.error("job failed (%s: %s); recorded in %s; the sweep goes on", type(exc).__name__, exc, where)
+            return math.nan
+        if isinstance(exc, GanInterpError):
+            log.error("%s", exc)
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
         raise
     finally:
-        finish_wandb(exit_code)
+        finish_wandb()
+
+
+def _output_dir_from_argv(argv: list[str]) -> tuple[Path, float] | None:
+    """Compose the config as Hydra will (sweep lists dropped) to learn the run/sweep dir early."""
+    from hydra import compose, initialize_config_dir
+
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    overrides = [a for a in argv if not a.startswith("-")]
+    for candidates in (overrides, [o for o in overrides if "," not in o]):
+        try:
+            with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+                cfg = compose("train", overrides=candidates, return_hydra_config=True)
+            node = cfg.hydra.sweep if multirun else cfg.hydra.run
+            # check the parent: the leaf name holds a timestamp Hydra will pick itself a moment later
+            return Path(str(node.dir)).parent, float(cfg.get("min_free_disk_mb", 0))
+        except Exception:  # noqa: BLE001 - Hydra will report composition problems itself
+            continue
+    return None
 
 
 def main() -> None:
-    """Console entry: check group choices in one line, then hand over to Hydra."""
+    """Console entry: one-line checks of group choices and the output dir, then Hydra."""
     try:
         check_group_choices(sys.argv[1:], config_dir())
+        found = _output_dir_from_argv(sys.argv[1:])
+        if found is not None:
+            preflight_output_dir(*found)
     except GanInterpError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
