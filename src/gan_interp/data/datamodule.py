@@ -17,7 +17,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from gan_interp.data.cache import CachedImages, build_cache, load_cache
 from gan_interp.data.decode import check_aspect
@@ -75,6 +75,26 @@ class CachedImageDataset(Dataset):
         return {"image": uint8_to_model(torch.from_numpy(batch)), "index": torch.from_numpy(rows)}
 
 
+class ResumableRandomSampler(Sampler[int]):
+    """Shuffles with a permutation seeded by (seed, epoch), so any epoch's order can be rebuilt,
+    and can skip the batches an interrupted run already consumed (mid-epoch resume)."""
+
+    def __init__(self, n: int, seed: int = 0) -> None:
+        self.n, self.seed, self.epoch, self.skip = n, int(seed), 0, 0
+
+    def set_epoch(self, epoch: int) -> None:  # Lightning calls this at every epoch start
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.n, generator=g).tolist()
+        skip, self.skip = self.skip, 0  # skip only once, on the resumed epoch
+        return iter(order[skip:])
+
+
 def collate_batched(batch: dict[str, torch.Tensor] | list) -> dict[str, torch.Tensor]:
     """The dataset already returns whole batches (``__getitems__``); single items are squeezed."""
     if isinstance(batch, dict):
@@ -120,6 +140,9 @@ class GANDataModule(L.LightningDataModule):
         self.drop_last, self.pin_memory = drop_last, pin_memory
         self.data: CachedImages | None = None
         self.split: dict[str, list[int]] = {}
+        self._train_sampler: ResumableRandomSampler | None = None
+        self._resume_batches = 0  # batches of the current epoch already done by an interrupted run
+        self._shuffle_seed = torch.initial_seed()  # the run's seed (seed_everything ran before us)
 
     # -- cache & split -------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -188,10 +211,15 @@ class GANDataModule(L.LightningDataModule):
     # -- loaders ----------------------------------------------------------------------------------
     def _loader(self, split: str, shuffle: bool, drop_last: bool) -> DataLoader:
         ds = self.dataset(split)
+        batch_size = min(self.batch_size, max(1, len(ds)))
+        sampler = None
+        if shuffle:
+            sampler = self._train_sampler = ResumableRandomSampler(len(ds), seed=self._shuffle_seed)
+            sampler.skip, self._resume_batches = self._resume_batches * batch_size, 0  # mid-epoch resume
         return DataLoader(
             ds,
-            batch_size=min(self.batch_size, max(1, len(ds))),
-            shuffle=shuffle,
+            batch_size=batch_size,
+            sampler=sampler,
             drop_last=drop_last and len(ds) >= self.batch_size,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
@@ -208,5 +236,15 @@ class GANDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test" if self.split.get("test") else "val", shuffle=False, drop_last=False)
 
+    # -- checkpoint state: where in the epoch a (mid-epoch) checkpoint was taken -----------------
     def state_dict(self) -> dict[str, Any]:
-        return {"split_seed": self.split_seed, "n": len(self.data) if self.data is not None else None}
+        state: dict[str, Any] = {"split_seed": self.split_seed, "n": len(self.data) if self.data is not None else None}
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and self._train_sampler is not None:
+            # a checkpoint taken in on_train_batch_end has processed (not yet completed) this batch
+            done = int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+            state["batches_done"] = done if done < trainer.num_training_batches else 0  # 0: epoch finished
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resume_batches = int(state_dict.get("batches_done", 0))
