@@ -89,7 +89,7 @@ class ResumableRandomSampler(Sampler[int]):
         return self.n
 
     def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % (2**63 - 1))
         order = torch.randperm(self.n, generator=g).tolist()
         skip, self.skip = self.skip, 0  # skip only once, on the resumed epoch
         return iter(order[skip:])
