@@ -1,0 +1,27 @@
+"""Evaluation metrics for generators (the seed study "How to evaluate GANs").
+
+* :mod:`~gan_interp.metrics.mmd` - unbiased MMD^2 (RBF, median heuristic) + permutation p-value;
+* :mod:`~gan_interp.metrics.c2st` - classifier two-sample test with its normal-approximation p-value;
+* :mod:`~gan_interp.metrics.quality` - sharpness (Laplacian variance), noise (Immerkaer), total variation;
+* :mod:`~gan_interp.metrics.memorisation` - nearest-neighbour memorisation score;
+* :mod:`~gan_interp.metrics.fid` - FID / KID / IS through torchmetrics on pluggable features;
+* :mod:`~gan_interp.metrics.features` - Inception (only from a local cache) / domain net / pixels;
+* :mod:`~gan_interp.metrics.runner` - ``compute_metrics(model, datamodule, metrics_cfg, n)``.
+"""
+
+from gan_interp.metrics.c2st import C2STResult, c2st, c2st_p_value
+from gan_interp.metrics.mmd import MMDResult, mmd2_unbiased, mmd_test
+from gan_interp.metrics.runner import METRICS, MetricsResult, compute_metrics, evaluate
+
+__all__ = [
+    "C2STResult",
+    "METRICS",
+    "MMDResult",
+    "MetricsResult",
+    "c2st",
+    "c2st_p_value",
+    "compute_metrics",
+    "evaluate",
+    "mmd2_unbiased",
+    "mmd_test",
+]

@@ -1,0 +1,231 @@
+"""Run probes and metrics on any saved checkpoint of any model.
+
+    python -m gan_interp.probe ckpt_path=<run>/checkpoints/epoch_003.ckpt probes=all metrics=all
+    python -m gan_interp.probe ckpt_path=<run>/checkpoints/last.ckpt out_dir=/tmp/look metrics=none
+
+The model and data configs come from the checkpoint's run (``<run>/.hydra/config.yaml``, or
+``<run>/config_resolved.json`` for runs started without Hydra's app), two levels above
+``checkpoints/x.ckpt``. Outputs are the same files the callbacks write:
+
+* ``out_dir=null`` (default): into the run dir, named after the checkpoint so nothing the
+  callbacks wrote is overwritten: ``<run>/probes/ckpt_<stem>/<probe>/...`` and
+  ``<run>/metrics/ckpt_<stem>.json``;
+* ``out_dir=<dir>``: the callbacks' layout with the checkpoint's epoch:
+  ``<dir>/probes/epoch_XXX/`` and ``<dir>/metrics/epoch_XXX.json`` (plus the run's config as
+  ``<dir>/config_resolved.json`` and ``<dir>/checkpoint.json``), so ``gan_interp.report`` reads it.
+
+Checkpoints are read with ``torch.load(weights_only=True)``. Checkpoints written before the
+models stored plain hyperparameters contain OmegaConf containers; those few data-only classes
+are allow-listed (``torch.serialization.safe_globals``). Anything else needs
+``trust_checkpoint=true`` (a full unpickle: only for files you trust).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from gan_interp.config import check_group_choices
+from gan_interp.errors import ConfigError, GanInterpError
+from gan_interp.paths import config_dir
+
+log = logging.getLogger(__name__)
+
+PATH_KEYS = ("root_dir", "data_dir", "cache_dir")
+# data-only classes old Lightning checkpoints carry in their hyperparameters (OmegaConf containers)
+SAFE_DATA_GLOBALS = (
+    "omegaconf.listconfig.ListConfig", "omegaconf.dictconfig.DictConfig", "omegaconf.base.ContainerMetadata",
+    "omegaconf.base.Metadata", "omegaconf.nodes.AnyNode", "omegaconf.nodes.IntegerNode", "omegaconf.nodes.FloatNode",
+    "omegaconf.nodes.StringNode", "omegaconf.nodes.BooleanNode", "omegaconf.nodes.ValueNode", "typing.Any",
+    "collections.defaultdict", "builtins.dict", "builtins.list", "builtins.int", "builtins.float", "builtins.str",
+    "builtins.bool", "builtins.tuple", "builtins.set", "collections.OrderedDict",
+)
+
+
+def _import_global(name: str) -> Any:
+    module, _, attr = name.rpartition(".")
+    return getattr(__import__(module, fromlist=[attr]), attr)
+
+
+def load_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
+    """Read a Lightning checkpoint safely (see module doc); one-line :class:`ConfigError` if unusable."""
+    p = Path(str(path)).expanduser()
+    if not p.is_file():
+        raise ConfigError(f"ckpt_path={path} does not exist; pass a checkpoint file such as <run>/checkpoints/last.ckpt")
+    if trust:
+        return torch.load(p, map_location="cpu", weights_only=False)
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as first:  # noqa: BLE001 - classify below
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(p)
+        except Exception:
+            raise ConfigError(f"ckpt_path={path} is not a readable PyTorch checkpoint ({type(first).__name__})") from None
+        if not unsafe:
+            raise ConfigError(f"ckpt_path={path} is not a readable PyTorch checkpoint ({type(first).__name__}: {str(first).splitlines()[0]})") from None
+        blocked = [g for g in unsafe if g not in SAFE_DATA_GLOBALS]
+        if blocked:
+            raise ConfigError(
+                f"ckpt_path={path} contains non-tensor objects ({', '.join(blocked[:3])}); "
+                "if you trust the file, pass trust_checkpoint=true"
+            ) from None
+        with torch.serialization.safe_globals([_import_global(g) for g in unsafe]):
+            return torch.load(p, map_location="cpu", weights_only=True)
+
+
+def run_dir_of_checkpoint(ckpt_path: str | Path) -> Path:
+    """``<run>`` for ``<run>/checkpoints/<name>.ckpt``."""
+    return Path(str(ckpt_path)).expanduser().absolute().parent.parent
+
+
+def load_run_config(run_dir: Path, ckpt_path: str | Path) -> DictConfig:
+    """The training config of a run: ``.hydra/config.yaml`` or ``config_resolved.json``."""
+    hydra_cfg, resolved = run_dir / ".hydra" / "config.yaml", run_dir / "config_resolved.json"
+    if hydra_cfg.is_file():
+        return OmegaConf.load(hydra_cfg)  # type: ignore[return-value]
+    if resolved.is_file():
+        return OmegaConf.create(json.loads(resolved.read_text()))
+    raise ConfigError(
+        f"ckpt_path={ckpt_path}: no training config next to it (looked for {hydra_cfg} and {resolved}); "
+        "the checkpoint must sit in <run>/checkpoints/ of a gan_interp.train run"
+    )
+
+
+def merged_paths(run_paths: DictConfig | None, probe_paths: DictConfig, explicit: set[str], output_dir: Path) -> DictConfig:
+    """The probe's ``paths`` node, except literal values the training run used (unless overridden now)."""
+    merged = OmegaConf.create(OmegaConf.to_container(probe_paths, resolve=False))
+    raw = OmegaConf.to_container(run_paths, resolve=False) if run_paths is not None else {}
+    for key in PATH_KEYS:
+        value = raw.get(key)
+        if key not in explicit and isinstance(value, str) and "${" not in value:
+            merged[key] = value
+    merged.output_dir = str(output_dir)
+    return merged  # type: ignore[return-value]
+
+
+def build_model_and_data(run_cfg: DictConfig, paths: DictConfig, ckpt: dict[str, Any]) -> tuple[Any, Any]:
+    """Instantiate the run's data module and model, then load the checkpoint's weights."""
+    cfg = OmegaConf.create(OmegaConf.to_container(run_cfg, resolve=False))
+    with open_dict(cfg):
+        cfg.paths = paths
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.source.check()
+    datamodule.setup()
+    model = hydra.utils.instantiate(cfg.model)
+    if "state_dict" not in ckpt:
+        raise ConfigError("ckpt_path: the file has no 'state_dict' (not a Lightning checkpoint of a gan_interp model)")
+    model.on_load_checkpoint(ckpt)
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"ckpt_path: weights do not fit model {cfg.model.get('name')} of the run config ({first})") from None
+    return model, datamodule
+
+
+def _explicit_path_overrides() -> set[str]:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        task = HydraConfig.get().overrides.task
+    except ValueError:
+        return set()
+    return {o.split("=", 1)[0].removeprefix("paths.") for o in task if o.startswith("paths.")}
+
+
+def probe_checkpoint(cfg: DictConfig, explicit_paths: set[str] | None = None) -> dict[str, Any]:
+    """Run ``cfg.probes`` and ``cfg.metrics`` on ``cfg.ckpt_path``; returns what was written."""
+    if not cfg.get("ckpt_path"):
+        raise ConfigError("ckpt_path is required: python -m gan_interp.probe ckpt_path=<run>/checkpoints/last.ckpt")
+    ckpt_path = Path(str(cfg.ckpt_path)).expanduser()
+    ckpt = load_checkpoint(ckpt_path, bool(cfg.get("trust_checkpoint", False)))
+    run_dir = run_dir_of_checkpoint(ckpt_path)
+    run_cfg = load_run_config(run_dir, ckpt_path)
+    epoch = int(ckpt.get("epoch", 0))
+    step = int(ckpt.get("global_step", 0))
+    if cfg.get("out_dir"):
+        out = Path(str(cfg.out_dir)).expanduser()
+        name = f"epoch_{epoch:03d}"
+    else:
+        out = run_dir
+        name = f"ckpt_{ckpt_path.stem}"
+    explicit = _explicit_path_overrides() if explicit_paths is None else explicit_paths
+    paths = merged_paths(run_cfg.get("paths"), cfg.paths, explicit, out)
+    model, datamodule = build_model_and_data(run_cfg, paths, ckpt)
+    device = str(cfg.get("device", "auto"))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device)
+    log.info("probing %s (epoch %d, %d generator steps) -> %s", ckpt_path, epoch, getattr(model, "g_steps", 0), out)
+
+    result: dict[str, Any] = {"ckpt_path": str(ckpt_path), "run_dir": str(run_dir), "out_dir": str(out), "epoch": epoch, "name": name}
+    probes_node = cfg.get("probes")
+    if probes_node and probes_node.get("probes"):
+        from gan_interp.probes.runner import run_probes
+
+        probes_dir = out / "probes" / name
+        result["probes"] = run_probes(model, datamodule, probes_node.probes, probes_dir, epoch, loggers=(), step=step,
+                                      seed=int(probes_node.get("seed", 0)))
+        result["probes_dir"] = str(probes_dir)
+    with open_dict(cfg):
+        cfg.paths = paths  # ${paths.cache_dir} in the metrics node -> the run's cache
+    metrics_node = cfg.get("metrics")
+    if metrics_node and "_target_" in metrics_node:
+        callback = hydra.utils.instantiate(metrics_node)
+        metrics_dir = out / callback.dirname
+        res = callback.evaluate_model(model, datamodule, metrics_dir, name, epoch, step, (), source=f"checkpoint {ckpt_path.name}")
+        if res is not None:
+            result["metrics"] = res.values
+            result["metrics_file"] = str(metrics_dir / f"{name}.json")
+    if cfg.get("out_dir"):
+        out.mkdir(parents=True, exist_ok=True)
+        resolved = OmegaConf.create(OmegaConf.to_container(run_cfg, resolve=False))
+        with open_dict(resolved):
+            resolved.paths = paths
+        try:
+            plain = OmegaConf.to_container(resolved, resolve=True)
+        except Exception:  # noqa: BLE001 - hydra-only interpolations outside the model/data nodes
+            plain = {k: OmegaConf.to_container(resolved[k], resolve=True) for k in ("data", "model", "paths") if k in resolved}
+        (out / "config_resolved.json").write_text(json.dumps(plain, indent=1, default=str))
+        (out / "checkpoint.json").write_text(json.dumps({k: v for k, v in result.items() if k in ("ckpt_path", "run_dir", "epoch", "name")}, indent=1))
+    return result
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="probe")
+def hydra_main(cfg: DictConfig) -> None:
+    try:
+        result = probe_checkpoint(cfg)
+    except GanInterpError as exc:
+        log.error("%s", exc)
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(json.dumps({k: v for k, v in result.items() if k != "probes"}, indent=1, default=str))
+
+
+def main() -> None:
+    """Console entry: one-line errors for bad group choices and a missing checkpoint, then Hydra."""
+    argv = sys.argv[1:]
+    try:
+        check_group_choices(argv, config_dir())
+        for arg in argv:
+            if arg.startswith("ckpt_path="):
+                value = arg.split("=", 1)[1]
+                if not value or not Path(value).expanduser().is_file():
+                    raise ConfigError(f"ckpt_path={value} does not exist; pass a checkpoint file such as <run>/checkpoints/last.ckpt")
+        if not any(a.startswith("ckpt_path=") for a in argv) and not any(a.startswith("-") for a in argv):
+            raise ConfigError("ckpt_path is required: python -m gan_interp.probe ckpt_path=<run>/checkpoints/last.ckpt")
+    except GanInterpError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    hydra_main()
+
+
+if __name__ == "__main__":
+    main()
