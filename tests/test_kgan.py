@@ -1,0 +1,194 @@
+"""k-GAN: training through the Hydra entry point, baselines, routing contract, GP, partition state."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from gan_interp.config import validate_config
+from gan_interp.errors import ConfigError
+from gan_interp.models import losses, model_class
+from gan_interp.models import partition as P
+from gan_interp.models.kgan import KGAN
+from gan_interp.train import train
+
+TINY = ["model=kgan", "data=fake", "model.ngf=8", "model.ndf=8", "model.latent_dim=16", "logger=none", "callbacks=none"]
+
+
+def tiny_kgan(**kw) -> KGAN:
+    args = dict(latent_dim=8, k=3, ngf=4, ndf=4, resolution=32, channels=3, n_log_samples=4)
+    return KGAN(**(args | kw))
+
+
+def test_fast_dev_run_partitions_the_batch_and_writes_medoids_and_samples(make_cfg):
+    cfg = make_cfg([*TINY, "++trainer.fast_dev_run=true"])
+    metrics = train(cfg)
+    assert metrics["g_steps"] == 1.0  # generator round on batch 0 (then every n_critic batches)
+    # 64 fake images, 48 for training: 3 balanced cells of 16; the 16-image batch is split among them
+    assert [metrics[f"kgan/cell_size/m{j}"] for j in range(3)] == [16.0, 16.0, 16.0]
+    rows = [metrics[f"train/m{j}/batch_rows"] for j in range(3) if f"train/m{j}/batch_rows" in metrics]
+    assert sum(rows) == 16.0
+    for j in range(3):
+        if f"train/m{j}/d_loss" in metrics:
+            assert torch.isfinite(torch.tensor(metrics[f"train/m{j}/d_loss"]))
+            assert metrics[f"train/m{j}/gp"] >= 0
+    out = Path(cfg.paths.output_dir) / "kgan" / "epoch_000"
+    assert {p.name for p in out.iterdir()} == {"medoids.png", "samples_m0.png", "samples_m1.png", "samples_m2.png", "partition.json"}
+    info = json.loads((out / "partition.json").read_text())
+    split = json.loads((Path(cfg.paths.output_dir) / "data_split.json").read_text())
+    assert info["cell_sizes"] == [16, 16, 16] and all(r in split["train"] for r in info["medoid_rows"])
+
+
+def test_baselines_one_gan_counts_critic_rounds_in_bf16(make_cfg):
+    # k=1 baseline, 2 epochs of 3 batches: generator rounds at batches 0 and 5 (n_critic=5)
+    cfg = make_cfg([*TINY, "model.k=1", "trainer.max_epochs=2", "trainer.limit_val_batches=1", "trainer.precision=bf16-mixed"])
+    metrics = train(cfg)
+    assert metrics["g_steps"] == 2.0
+    assert metrics["kgan/cell_size/m0"] == 48.0 and metrics["train/m0/batch_rows"] == 16.0
+    assert torch.isfinite(torch.tensor(metrics["train/m0/gp"]))
+
+
+def test_baseline_independent_members_see_all_data(make_cfg):
+    cfg = make_cfg([*TINY, "model.k=2", "model.independent=true", "model.arch=dcgan", "++trainer.fast_dev_run=true",
+                    "trainer.precision=bf16-mixed"])
+    metrics = train(cfg)
+    assert metrics["train/m0/batch_rows"] == 16.0 and metrics["train/m1/batch_rows"] == 16.0
+    assert metrics["g_steps"] == 1.0
+
+
+def test_fp16_refused_but_bf16_and_fp32_accepted(make_cfg):
+    assert KGAN.uses_double_backward and model_class("kgan") is KGAN
+    with pytest.raises(ConfigError, match="16-mixed"):
+        validate_config(make_cfg([*TINY, "trainer.precision=16-mixed"]))
+    for precision in ("32-true", "bf16-mixed"):
+        validate_config(make_cfg([*TINY, f"trainer.precision={precision}"]))
+    with pytest.raises(ConfigError, match="model.lr"):
+        validate_config(make_cfg([*TINY, "model.lr=0"]))
+
+
+def test_generate_is_deterministic_and_routes_by_quantile_bins():
+    torch.manual_seed(0)
+    m = tiny_kgan().eval()
+    z = m.sample_z(600, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        x1, x2 = m.generate(z), m.generate(z)
+    assert x1.shape == (600, 3, 32, 32) and torch.equal(x1, x2) and x1.abs().max() <= 1
+    member, z_in = m.route_latents(z)
+    u = torch.special.ndtr(z[:, 0].double())
+    assert torch.equal(member, (u * 3).floor().long().clamp(max=2))  # balanced: bins of width 1/3
+    assert torch.equal(z_in[:, 1:], z[:, 1:])  # only z[:, 0] is re-standardised inside its bin
+    for j in range(3):
+        rows = member == j
+        assert 150 < int(rows.sum()) < 250  # ~200 each
+        with torch.no_grad():
+            assert torch.allclose(x1[rows], m.generate(z_in[rows], member=j), atol=1e-6)
+    # z[:, 0] inside a bin maps back to a standard normal: uniform position within the bin
+    inner = torch.special.ndtr(z_in[:, 0].double())
+    assert abs(float(inner.mean()) - 0.5) < 0.05
+    # unequal cell weights move the bin edges
+    m.cell_weights.copy_(torch.tensor([0.5, 0.25, 0.25]))
+    member, _ = m.route_latents(z)
+    assert torch.equal(member == 0, u < 0.5)
+
+
+def test_layers_are_full_batch_taps_and_member_views():
+    torch.manual_seed(0)
+    m = tiny_kgan().eval()
+    z = m.sample_z(12, generator=torch.Generator().manual_seed(2))
+    seen: dict[str, tuple] = {}
+    hooks = [mod.register_forward_hook(lambda mod, i, o, name=name: seen.__setitem__(name, tuple(o.shape)))
+             for name, mod in m.generator_layers().items()]
+    with torch.no_grad():
+        x = m.generate(z)
+    assert seen == {"fc": (12, 16, 4, 4), "block0": (12, 8, 8, 8), "block1": (12, 4, 16, 16), "to_image": (12, 3, 32, 32)}
+    ablate = m.generator_layers()["block1"].register_forward_hook(lambda mod, i, o: torch.zeros_like(o))
+    with torch.no_grad():
+        x_ablated = m.generate(z)
+    ablate.remove()
+    for h in hooks:
+        h.remove()
+    assert not torch.allclose(x, x_ablated)
+    assert set(m.discriminator_layers()) == {"block0", "block1", "to_score"}
+    assert set(m.generator_layers(member=1)) == {"m1.fc", "m1.block0", "m1.block1", "m1.to_image"}
+    view = m.member_view(2)
+    with torch.no_grad():
+        assert torch.equal(view.generate(z), m.generate(z, member=2))
+        assert torch.equal(view.critic(x), m.critic(x, member=2))
+    assert view.critic(x).shape == (12,) and set(view.generator_layers()) == {"m2.fc", "m2.block0", "m2.block1", "m2.to_image"}
+    assert m.critic(x).shape == (12,)
+
+
+def test_gradient_penalty_is_per_sample_and_finite():
+    torch.manual_seed(0)
+    member = tiny_kgan(k=1).members[0]
+    real, fake = torch.rand(6, 3, 32, 32) * 2 - 1, torch.rand(6, 3, 32, 32) * 2 - 1
+    gp = losses.gradient_penalty(member.critic_scores, real, fake, generator=torch.Generator().manual_seed(3))
+    assert gp.shape == (6,) and bool(torch.isfinite(gp).all())
+    # sample 0's penalty does not depend on the other samples (no batch statistics in the critic)
+    fake2 = fake.clone()
+    fake2[1:] = 5.0
+    gp2 = losses.gradient_penalty(member.critic_scores, real, fake2, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(gp[0], gp2[0], rtol=1e-5) and not torch.allclose(gp[1:], gp2[1:])
+    # ... and equals the penalty computed on that sample alone (same interpolation weight)
+    alpha = torch.rand(6, 1, 1, 1, generator=torch.Generator().manual_seed(3))
+    x_hat = (alpha[:1] * real[:1] + (1 - alpha[:1]) * fake[:1]).requires_grad_(True)
+    (grad,) = torch.autograd.grad(member.critic_scores(x_hat).sum(), x_hat)
+    assert torch.allclose(gp[0], (grad.flatten().norm() - 1) ** 2, rtol=1e-4)
+    # known answer: a linear critic f(x) = <a, x> has gradient a everywhere -> (||a|| - 1)^2
+    a = torch.full((1, 3, 32, 32), 0.05)
+    gp_lin = losses.gradient_penalty(lambda x: (x * a).flatten(1).sum(1), real, fake)
+    assert torch.allclose(gp_lin, torch.full((6,), (0.05 * 3072**0.5 - 1) ** 2), rtol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        gp_bf16 = losses.gradient_penalty(member.critic_scores, real, fake)
+    assert bool(torch.isfinite(gp_bf16).all())
+
+
+def test_module_partition_update_and_checkpoint_state():
+    torch.manual_seed(0)
+    m = tiny_kgan(k=3, init_iters=3)
+    g = torch.Generator().manual_seed(4)
+    centres = torch.tensor([-1.0, 0.0, 1.0])
+    images = (centres.repeat_interleave(10)[:, None, None, None] + 0.05 * torch.randn(30, 3, 32, 32, generator=g)).clamp(-1, 1)
+    feats = P.pixel_features(images, 8)
+    rows = torch.arange(100, 130)  # cache rows need not start at 0
+    m._features = (feats, rows, list(range(30)))
+    part = m.recompute_partition()
+    assert part.counts.tolist() == [10, 10, 10]
+    # three well separated clusters of 10: the balanced cells are exactly the clusters
+    cells = [set(part.assignment[i * 10 : (i + 1) * 10].tolist()) for i in range(3)]
+    assert all(len(c) == 1 for c in cells) and len(set.union(*cells)) == 3
+    assert torch.allclose(m.cell_weights, torch.full((3,), 1 / 3))
+    assert torch.equal(m.members_of(rows[[0, 15, 29]], images[[0, 15, 29]]), part.assignment[[0, 15, 29]])
+    # rows the partition does not know are routed by power cells of their features
+    assert torch.equal(m.members_of(torch.tensor([999]), images[15:16]), part.assignment[15:16])
+    assert torch.equal(m.route_images(images), part.assignment)
+    # second call: one Lloyd round, sites = centroids of the cells
+    m.recompute_partition()
+    assert torch.allclose(m.sites, P.cell_centroids(feats, m.row_to_member[rows], 3), atol=1e-5)
+    # checkpoint round trip (weights_only load, as the probe CLI does)
+    ckpt: dict = {}
+    m.on_save_checkpoint(ckpt)
+    buf = io.BytesIO()
+    torch.save({"state_dict": m.state_dict(), **ckpt}, buf)
+    buf.seek(0)
+    loaded = torch.load(buf, weights_only=True)
+    m2 = tiny_kgan(k=3)
+    m2.load_state_dict(loaded["state_dict"])
+    m2.on_load_checkpoint(loaded)
+    assert torch.equal(m2.row_to_member, m.row_to_member) and bool(m2.partition_ready)
+    assert torch.equal(m2.route_images(images), part.assignment)
+
+
+def test_bad_values_are_config_errors():
+    with pytest.raises(ConfigError, match="model.k"):
+        tiny_kgan(k=0)
+    with pytest.raises(ConfigError, match="model.arch"):
+        tiny_kgan(arch="resnet")
+    with pytest.raises(ConfigError, match="data.resolution"):
+        tiny_kgan(resolution=128)
+    with pytest.raises(ConfigError, match="feature_space"):
+        tiny_kgan(feature_space="clip")
