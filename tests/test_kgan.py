@@ -16,6 +16,16 @@ from gan_interp.models import partition as P
 from gan_interp.models.kgan import KGAN
 from gan_interp.train import train
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: the CI box has 2 shared cores and OpenMP spin-waits make tiny ops slow."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 TINY = ["model=kgan", "data=fake", "model.ngf=8", "model.ndf=8", "model.latent_dim=16", "logger=none", "callbacks=none"]
 
 
@@ -192,3 +202,24 @@ def test_bad_values_are_config_errors():
         tiny_kgan(resolution=128)
     with pytest.raises(ConfigError, match="feature_space"):
         tiny_kgan(feature_space="clip")
+
+
+def test_training_step_updates_only_members_with_rows_in_the_batch(tmp_path):
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    torch.manual_seed(0)
+    m = tiny_kgan(k=3)
+    m.row_to_member = torch.tensor([0, 0, 0, 0, 1, 1, 2, 2])  # rows 0-3 belong to member 0
+    m.partition_ready.fill_(True)
+    m._partition_epoch = 0  # partition of epoch 0 already there: no datamodule needed
+    batch = {"image": torch.rand(4, 3, 32, 32) * 2 - 1, "index": torch.arange(4)}
+    loader = DataLoader([batch], batch_size=None)
+    before = [[p.clone() for p in mem.parameters()] for mem in m.members]
+    trainer = L.Trainer(fast_dev_run=True, accelerator="cpu", logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path)
+    trainer.fit(m, train_dataloaders=loader)
+    changed = [any(not torch.equal(a, b) for a, b in zip(old, mem.parameters())) for old, mem in zip(before, m.members)]
+    assert changed == [True, False, False]
+    assert m.g_steps == 1 and m.batches_seen == 1
+    assert trainer.callback_metrics["train/m0/batch_rows"] == 4.0 and "train/m1/d_loss" not in trainer.callback_metrics

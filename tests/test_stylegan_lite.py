@@ -13,6 +13,16 @@ from gan_interp.models.layers import EqualLinear, MinibatchStdDev, ModulatedConv
 from gan_interp.models.stylegan_lite import StyleGANLite
 from gan_interp.train import train
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: the CI box has 2 shared cores and OpenMP spin-waits make tiny ops slow."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 TINY = ["model=stylegan_lite", "data=fake", "model.latent_dim=16", "model.w_dim=16", "model.channel_base=256",
         "model.channel_max=16", "logger=none", "callbacks=none"]
 
@@ -92,6 +102,13 @@ def test_generator_contract_ws_styles_truncation_and_ema():
         ws2[:, -1] += 1.0
         assert torch.equal(m.styles(ws2)["b4_conv1"], styles["b4_conv1"])
         assert not torch.equal(m.styles(ws2)["b32_torgb"], styles["b32_torgb"])
+        # StyleSpace edits: a zero delta changes nothing, a delta on one layer's style changes the image
+        assert torch.equal(m.synthesize(ws, style_deltas={"b8_conv1": torch.zeros(16)}), x1)
+        edited = m.synthesize(ws, style_deltas={"b8_conv1": torch.eye(16)[3] * 5.0})
+        assert not torch.allclose(edited, x1) and torch.equal(m.synthesize(ws), x1)  # hooks removed again
+        assert set(m.style_layers()) == set(styles)
+        with pytest.raises(ConfigError, match="unknown layers"):
+            m.synthesize(ws, style_deltas={"b128_conv0": torch.zeros(4)})
         # truncation psi=0 collapses every w onto w_avg: all images identical
         m.g_ema.mapping.w_avg.copy_(torch.randn(16))
         x0 = m.generate(z, truncation=0.0)

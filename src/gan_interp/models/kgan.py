@@ -30,7 +30,11 @@ Generator contract (what probes see):
   (``fc``, ``block0``, ...): identity modules the routed full batch passes through, so hooks see
   ``[n, ...]`` activations of whichever member made each row. ``generator_layers(member=j)``
   returns member j's own stages named ``m{j}.<stage>``; ``member_view(j)`` is a one-member
-  :class:`GANModule` for probes that should look at one member only.
+  :class:`GANModule` for probes that should look at one member only. Weight-based probes see
+  member 0: ``generator`` / ``discriminator`` properties and ``sefa_weight(member=0)``.
+
+Before the first partition exists (a fresh module, no training yet) ``critic(x)`` sends every
+image to member 0; ``generate(z)`` routes with uniform bins.
 """
 
 from __future__ import annotations
@@ -163,6 +167,22 @@ class KGAN(GANModule):
             return dict(self.d_taps.items())
         return {f"m{member}.{n}": s for n, s in self.members[member].discriminator.stages.items()}
 
+    @property
+    def generator(self) -> nn.Module:
+        """Member 0's generator (weight-based probes: first layer, SeFa); not a registered child."""
+        return self.members[0].generator
+
+    @property
+    def discriminator(self) -> nn.Module:
+        """Member 0's critic (weight-based probes: first conv); not a registered child."""
+        return self.members[0].discriminator
+
+    def sefa_weight(self, member: int = 0) -> tuple[Tensor, str]:
+        """First-layer weight of a member's generator (where z enters), for SeFa in z space."""
+        first = next(iter(self.members[member].generator.stages.values()))
+        layer = next(m for m in first.modules() if isinstance(m, (nn.Linear, nn.ConvTranspose2d)))
+        return layer.weight.detach(), "z"
+
     def member_view(self, j: int) -> "KGANMemberView":
         """Member ``j`` as a stand-alone :class:`GANModule` (shares this module's weights)."""
         return KGANMemberView(self, j)
@@ -210,7 +230,10 @@ class KGAN(GANModule):
             sites, offsets = P.cell_centroids(feats, part.assignment, self.k, previous=sites), part.offsets
         part, sites, reseeded = P.update_partition(feats, sites, offsets, self.balanced, self.n_sweeps)
         self._store_partition(part, sites, feats, rows)
-        self.reseeded = reseeded
+        self.partition_stats = {
+            "ot_cost": part.cost / max(1, len(rows)),  # mean squared feature distance to the own site
+            "reseeded": float(len(reseeded)),  # empty cells re-seeded (Voronoi mode only)
+        }
         return part
 
     def _store_partition(self, part: P.Partition, sites: Tensor, feats: Tensor, rows: Tensor) -> None:
@@ -254,6 +277,8 @@ class KGAN(GANModule):
             sizes = torch.bincount(self.row_to_member[self.row_to_member >= 0], minlength=self.k).tolist()
         for j, s in enumerate(sizes or []):
             self.log(f"kgan/cell_size/m{j}", float(s), on_step=False, on_epoch=True)
+        for key, value in getattr(self, "partition_stats", {}).items():
+            self.log(f"kgan/{key}", value, on_step=False, on_epoch=True)
 
     def _critic_step(self, member: Member, real: Tensor, opt) -> dict[str, Tensor]:
         with torch.no_grad():
@@ -348,6 +373,7 @@ class KGAN(GANModule):
             "cell_weights": self.cell_weights.tolist(),
             "offsets": self.offsets.tolist(),
             "medoid_rows": self.medoid_rows,
+            **getattr(self, "partition_stats", {}),
         }
         (out / "partition.json").write_text(json.dumps(info, indent=1))
         return out

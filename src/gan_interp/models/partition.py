@@ -201,6 +201,9 @@ def balanced_partition(
     caps = balanced_capacities(n, k) if capacities is None else capacities.long().cpu()
     if int(caps.sum()) != n or bool((caps < 0).any()):
         raise ValueError(f"capacities must be >= 0 and sum to n={n}; got {caps.tolist()}")
+    if k == 1:
+        assignment = torch.zeros(n, dtype=torch.long)
+        return Partition(assignment, torch.zeros(1, dtype=torch.float64), caps.clone(), float(cost.sum()), float("inf"))
     w0 = torch.zeros(k, dtype=torch.float64) if offsets is None else offsets.double().cpu()
     w = _gauss_seidel_sweeps(cost, caps, w0, n_sweeps)
     assignment = _repair_balance(cost, power_assign(cost, w), caps)

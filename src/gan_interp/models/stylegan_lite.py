@@ -16,9 +16,11 @@ Sampling (generator contract):
   images (deterministic in z); in train mode the trained generator with random noise. Truncation
   ``psi`` pulls w towards the tracked mean ``w_avg`` (default ``model.truncation_psi``, 1 = off).
   Outputs are clamped to [-1, 1].
-* ``mapping(z, truncation)`` -> ``w [n, w_dim]``; ``synthesize(ws)`` with ``ws [n, n_ws, w_dim]``
-  (or ``[n, w_dim]``, broadcast); ``styles(ws)`` -> per-layer style vectors (StyleSpace);
-  ``style_affine_weights()`` -> per-layer affine matrices ``[C, w_dim]`` (SeFa factorises them).
+* ``mapping(z, truncation)`` -> ``w [n, w_dim]``; ``synthesize(ws, style_deltas=...)`` with
+  ``ws [n, n_ws, w_dim]`` (or ``[n, w_dim]``, broadcast) and optional per-layer style edits;
+  ``styles(ws)`` -> per-layer style vectors (StyleSpace), ``style_layers()`` -> the affine modules;
+  ``style_affine_weights()`` -> per-layer affine matrices ``[C, w_dim]``; ``sefa_weight()`` stacks
+  the conv layers' ones for SeFa (directions in w).
 * ``generator_layers()``: the synthesis layers (``b4_conv1``, ``b8_conv0``, ...) of the generator
   used in the current mode (EMA in eval); ``discriminator_layers()``: ``fromrgb``, ``b64``.., ``epilogue``.
 """
@@ -236,10 +238,27 @@ class StyleGANLite(GANModule):
         """``[n, w_dim]`` -> ``[n, n_ws, w_dim]`` (``[n, n_ws, w_dim]`` passes through)."""
         return w[:, None].expand(-1, self.n_ws, -1) if w.dim() == 2 else w
 
-    def synthesize(self, ws: Tensor, noise_mode: str | None = None) -> Tensor:
-        """Images from per-layer ws (``noise_mode``: 'const' (eval default), 'random' (train default), 'none')."""
+    def synthesize(
+        self,
+        ws: Tensor,  # [n, n_ws, w_dim] per-layer w, or [n, w_dim] (same w for every layer)
+        noise_mode: str | None = None,  # 'const' (eval default), 'random' (train default) or 'none'
+        style_deltas: dict[str, Tensor] | None = None,  # layer name -> [C] or [n, C] added to its style
+    ) -> Tensor:
+        """Images in [-1, 1] from per-layer ws; ``style_deltas`` edit StyleSpace (per-layer styles)."""
         mode = noise_mode or ("random" if self.training else "const")
-        return self.g_eval.synthesis(self.broadcast_ws(ws), mode).clamp(-1, 1)
+        affines = self.style_layers()
+        unknown = set(style_deltas or {}) - set(affines)
+        if unknown:
+            raise ConfigError(f"style_deltas names unknown layers {sorted(unknown)}; use names from styles()")
+        hooks = [
+            affines[name].register_forward_hook(lambda mod, inp, out, d=delta: out + d.to(out))
+            for name, delta in (style_deltas or {}).items()
+        ]
+        try:
+            return self.g_eval.synthesis(self.broadcast_ws(ws), mode).clamp(-1, 1)
+        finally:
+            for h in hooks:
+                h.remove()
 
     def generate(self, z: Tensor, truncation: float | None = None) -> Tensor:
         return self.synthesize(self.mapping(z, truncation))
@@ -253,11 +272,26 @@ class StyleGANLite(GANModule):
         syn = self.g_eval.synthesis
         return {name: layer.conv.affine(ws[:, syn.w_index[name]]) for name, layer in syn.layers().items()}
 
+    def style_layers(self) -> dict[str, nn.Module]:
+        """The affine ``w -> style`` module of every layer (hook its output to edit styles)."""
+        return {name: layer.conv.affine for name, layer in self.g_eval.synthesis.layers().items()}
+
     def style_affine_weights(self) -> dict[str, Tensor]:
         """Effective affine matrices ``[in_channels, w_dim]`` per layer (input of SeFa)."""
         return {name: layer.conv.affine.effective_weight().detach() for name, layer in self.g_eval.synthesis.layers().items()}
 
+    def sefa_weight(self, layers: list[str] | None = None) -> tuple[Tensor, str]:
+        """SeFa input: the style affines of ``layers`` (default: every conv, no ToRGB) stacked,
+        ``[sum C, w_dim]`` in Linear layout, tagged as acting on ``'w'`` (Shen & Zhou 2021)."""
+        weights = self.style_affine_weights()
+        names = list(self.g_eval.synthesis.convs) if layers is None else list(layers)
+        unknown = set(names) - set(weights)
+        if unknown:
+            raise ConfigError(f"sefa layers {sorted(unknown)} are unknown; choose from {', '.join(weights)}")
+        return torch.cat([weights[n] for n in names]), "w"
+
     def generator_layers(self) -> dict[str, nn.Module]:
+        """Synthesis conv layers of the generator ``generate`` uses now (EMA in eval mode)."""
         return dict(self.g_eval.synthesis.convs.items())
 
     def discriminator_layers(self) -> dict[str, nn.Module]:
