@@ -1,0 +1,53 @@
+"""k-GAN members: samples and the medoid of every member generator (k-GAN thesis, figs. 8-9).
+
+The medoid of a member is the generated sample with the smallest summed pixel distance to the
+member's other samples (an actual sample, unlike the mean image). The probe also reports how
+far apart the members' medoids are and how diverse each member is. Models without members
+(``k``/``members``) are skipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from gan_interp.probes import figures
+from gan_interp.probes.adapters import fixed_z, generate_batched, n_members
+from gan_interp.probes.neighbours import medoid
+from gan_interp.probes.output import ProbeOutput
+from gan_interp.probes.registry import register_probe
+from gan_interp.probes.traversals import diversity
+
+
+@register_probe("members")
+def members_probe(
+    model,
+    datamodule,
+    out_dir: Path,
+    loggers=(),
+    step: int = 0,
+    seed: int = 0,
+    n: int = 8,  # samples shown per member
+    n_medoid: int = 64,  # samples per member the medoid is picked from
+) -> dict:
+    """Per-member sample rows and medoids for k-GAN models."""
+    k = n_members(model)
+    if k == 0:
+        return {"skipped": "model has no k-GAN members"}
+    out = ProbeOutput(out_dir, "members", loggers, step)
+    z = fixed_z(model, max(n, n_medoid), seed)  # the same z for every member: differences are the members'
+    rows, medoids, info = [], [], {}
+    for j in range(k):
+        imgs = generate_batched(model, z, 64, member=j).detach().cpu()
+        m = medoid(imgs[:n_medoid])
+        rows.append(imgs[:n])
+        medoids.append(imgs[m])
+        info[str(j)] = {"medoid_index": m, "diversity": diversity(imgs[:n_medoid])}
+    out.image("samples", figures.image_grid(torch.cat(rows), nrow=n), caption="row j: member j, same z in every row")
+    med = torch.stack(medoids)
+    out.image("medoids", figures.image_grid(med, nrow=k), caption="medoid sample of each member")
+    dist = torch.cdist(med.flatten(1), med.flatten(1))
+    summary = {"k": k, "members": info, "medoid_distances": dist.tolist()}
+    out.json("summary", summary)
+    return summary
