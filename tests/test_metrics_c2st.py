@@ -49,3 +49,11 @@ def test_bad_inputs() -> None:
         c2st(torch.zeros(4, 3), torch.zeros(4, 2))
     with pytest.raises(ValueError, match="must be one of"):
         c2st(torch.zeros(4, 3), torch.zeros(4, 3), classifier="svm")
+
+
+def test_unequal_sample_sizes_are_balanced() -> None:
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.randn(40, 4, generator=g), torch.randn(400, 4, generator=g)
+    res = c2st(a, b, classifier="logistic", epochs=5, seed=0)
+    assert res.n_train + res.n_test == 80  # 40 of each: always predicting "fake" cannot score 400/440
+    assert res.accuracy < 0.75

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gan_interp.config import check_group_choices
@@ -56,6 +55,8 @@ def _import_global(name: str) -> Any:
 
 def load_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
     """Read a Lightning checkpoint safely (see module doc); one-line :class:`ConfigError` if unusable."""
+    import torch  # (imported lazily: the CLI's argument errors come back instantly)
+
     p = Path(str(path)).expanduser()
     if not p.is_file():
         raise ConfigError(f"ckpt_path={path} does not exist; pass a checkpoint file such as <run>/checkpoints/last.ckpt")
@@ -159,6 +160,8 @@ def probe_checkpoint(cfg: DictConfig, explicit_paths: set[str] | None = None) ->
     explicit = _explicit_path_overrides() if explicit_paths is None else explicit_paths
     paths = merged_paths(run_cfg.get("paths"), cfg.paths, explicit, out)
     model, datamodule = build_model_and_data(run_cfg, paths, ckpt)
+    import torch
+
     device = str(cfg.get("device", "auto"))
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -44,7 +44,7 @@ img{max-width:100%;image-rendering:pixelated}.thumb{max-width:96px}img.big{width
 .tabs button{border:1px solid #bbb;background:#f6f6f6;padding:4px 10px;cursor:pointer;margin-right:2px}
 .tabs button.on{background:#fff;border-bottom-color:#fff;font-weight:bold}.tab{display:none;border-top:1px solid #bbb;padding-top:8px}
 .tab.on{display:block}pre{background:#f7f7f7;padding:8px;font-size:12px;overflow:auto;max-height:480px}
-.note{color:#666;font-size:13px}.fail{color:#a00;font-weight:bold}#imgstatus{color:#666;font-size:12px}
+.note{color:#666;font-size:13px}.scroll{overflow-x:auto}.fail{color:#a00;font-weight:bold}#imgstatus{color:#666;font-size:12px}
 """
 
 JS = """
@@ -131,7 +131,7 @@ def loss_series(run: RunData) -> dict[str, list[tuple[float, float]]]:
     out: dict[str, list[tuple[float, float]]] = {}
     for key, pts in sorted(run.curves.items()):
         base = key.removesuffix("_step").removesuffix("_epoch")
-        if key.endswith("g_steps") or not pts:
+        if key.endswith("g_steps") or key.startswith(("probes/", "metrics/")) or key == "epoch" or not pts:
             continue
         if len(pts) > len(out.get(base, [])):  # of *_step / *_epoch keep the denser series
             out[base] = pts
@@ -241,17 +241,22 @@ def comparison_section(runs: list[RunData], ids: _Ids) -> str:
             best[k] = max(vals)
         elif vals and rule == "half":
             best[k] = min(vals, key=lambda v: abs(v - 0.5))
-    head = "".join(f"<th>{esc(k)}</th>" for k in keys)
-    rows = []
-    for r, f in zip(runs, finals):
-        status = "<span class='fail'>failed</span>" if r.failure else "ok"
-        cells = "".join(f"<td class='{'best' if k in best and f.get(k) == best[k] else ''}'>{fmt(f[k]) if k in f else ''}</td>" for k in keys)
-        thumb = img_tag(r.samples[-1][1], r.name, "thumb") if r.samples else ""
-        rows.append(f"<tr><td class='l'><a href='#{esc(r.name)}'>{esc(r.name)}</a></td><td class='l'>{esc(r.model)}</td><td class='l'>{esc(r.data)}</td>"
-                    f"<td>{esc(r.seed)}</td><td>{fmt(r.final.get('g_steps', ''))}</td><td>{status}</td>{cells}<td>{thumb}</td></tr>")
-    table = (f"<table><tr><th class='l'>run</th><th class='l'>model</th><th class='l'>data</th><th>seed</th><th>g_steps</th>"
-             f"<th>status</th>{head}<th>last samples</th></tr>{''.join(rows)}</table>")
-    note = "<p class='note'>Bold: best per column (lowest FID/KID/MMD/copy fraction, highest IS, C2ST accuracy closest to 0.5).</p>"
+    def row(label: str, cells: list[str]) -> str:
+        return f"<tr><th class='l'>{esc(label)}</th>{''.join(cells)}</tr>"
+
+    rows = [
+        row("run", [f"<td class='l'><a href='#{esc(r.name)}'>{esc(r.name)}</a></td>" for r in runs]),
+        row("model", [f"<td class='l'>{esc(r.model)}</td>" for r in runs]),
+        row("data", [f"<td class='l'>{esc(r.data)}</td>" for r in runs]),
+        row("seed", [f"<td>{esc(r.seed)}</td>" for r in runs]),
+        row("g_steps", [f"<td>{fmt(r.final.get('g_steps', ''))}</td>" for r in runs]),
+        row("status", [f"<td>{'<span class=fail>failed</span>' if r.failure else 'ok'}</td>" for r in runs]),
+    ]
+    for k in keys:
+        rows.append(row(k, [f"<td class='{'best' if k in best and f.get(k) == best[k] else ''}'>{fmt(f[k]) if k in f else ''}</td>" for f in finals]))
+    rows.append(row("last samples", [f"<td>{img_tag(r.samples[-1][1], r.name, 'thumb') if r.samples else ''}</td>" for r in runs]))
+    table = f"<div class='scroll'><table class='cmp'>{''.join(rows)}</table></div>"
+    note = "<p class='note'>Bold: best per row (lowest FID/KID/MMD/copy fraction, highest IS, C2ST accuracy closest to 0.5).</p>"
     series = {k: {r.name: [(e, v[k]) for e, v in r.metric_history.items() if k in v] for r in runs if r.metric_history} for k in metric_keys(runs)}
     series = {k: {n: p for n, p in s.items() if p} for k, s in series.items() if any(s.values())}
     curves = ("<h3>Metric curves, all runs</h3>" + img_tag(plot_panels(series, "epoch"), "metric curves of all runs")) if series else ""

@@ -6,7 +6,8 @@ accuracy is approximately ``N(1/2, 1/(4 n_test))``, so the one-sided p-value is
 ``P(N(1/2, 1/(4 n_test)) >= acc)``. Accuracy near 0.5 means the classifier cannot tell fakes
 from reals; near 1 means it always can.
 
-Inputs are either vectors ``[n, d]`` (features, flattened pixels; an MLP or logistic regression)
+The larger sample is subsampled to the size of the smaller one (seeded), so both classes are
+balanced and chance level is exactly 1/2. Inputs are either vectors ``[n, d]`` (features, flattened pixels; an MLP or logistic regression)
 or images ``[n, C, H, W]`` (a small conv net).
 """
 
@@ -95,6 +96,11 @@ def c2st(
         raise ValueError(f"c2st: real samples {tuple(real.shape[1:])} and fake samples {tuple(fake.shape[1:])} differ in shape")
     device = torch.device(device) if device is not None else real.device
     g = torch.Generator().manual_seed(seed)
+    n = min(len(real), len(fake))  # balanced classes: chance level is exactly 1/2
+    if len(real) > n:
+        real = real[torch.randperm(len(real), generator=g)[:n]]
+    if len(fake) > n:
+        fake = fake[torch.randperm(len(fake), generator=g)[:n]]
 
     def split(x: Tensor) -> tuple[Tensor, Tensor]:
         perm = torch.randperm(x.shape[0], generator=g)

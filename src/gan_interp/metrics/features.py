@@ -102,6 +102,8 @@ class DomainFeatureNet(nn.Module):
         n_clusters: int = 10,  # pseudo-classes for the Inception Score
     ) -> None:
         super().__init__()
+        if input_size < 8 or input_size % 8:
+            raise ConfigError(f"metrics.domain.input_size={input_size} must be a multiple of 8 (e.g. 32)")
         self.channels, self.dim, self.input_size, self.num_features = channels, dim, input_size, dim
         w = width
         side = input_size // 8

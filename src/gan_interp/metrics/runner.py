@@ -206,6 +206,9 @@ def evaluate(
             for images, _ in _real_batches(datamodule, real_split, n, batch_size, seed):
                 real.update(images.to(device))
             seconds["real_pass"] = time.perf_counter() - t0
+            if real.count < n:
+                log.warning("metrics: only %d real images in the %r split for n=%d generated ones (C2ST uses %d of each)",
+                            real.count, real_split, n, real.count)
             t0 = time.perf_counter()
             g = torch.Generator().manual_seed(seed + 1)
             for b0 in range(0, n, batch_size):

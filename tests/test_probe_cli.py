@@ -1,0 +1,130 @@
+"""The probe CLI on saved checkpoints: same outputs as the callbacks, safe loading, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from gan_interp.errors import ConfigError
+from gan_interp.probe import load_checkpoint, probe_checkpoint
+from gan_interp.train import train
+from conftest import compose_config
+
+TINY = ["data=fake", "model.ngf=8", "model.ndf=8", "model.latent_dim=16"]
+METRICS = ["metrics=default", "metrics.n=24", "metrics.metrics.c2st.epochs=1", "+metrics.metrics.c2st.min_steps=5",
+           "metrics.metrics.mmd.n_permutations=20"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A 2-epoch tiny DCGAN run whose MetricsCallback evaluated epoch 0 (and the end)."""
+    tmp = tmp_path_factory.mktemp("probe_cli")
+    cfg = compose_config(tmp, [*TINY, "trainer.max_epochs=2", "logger=none", *METRICS, "metrics.epochs=[0]"])
+    train(cfg)
+    return Path(cfg.paths.output_dir)
+
+
+def _probe_cfg(tmp: Path, overrides: list[str]):
+    """conf/probe.yaml composed with every path inside ``tmp`` (as conftest does for train.yaml)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from gan_interp.paths import config_dir
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(config_name="probe", overrides=[f"paths.output_dir={tmp / 'probe_out'}", f"paths.cache_dir={tmp / 'cache'}",
+                                                       f"paths.data_dir={tmp / 'data'}", f"paths.root_dir={tmp}", *overrides])
+
+
+def test_metrics_of_a_checkpoint_equal_the_callbacks_and_probes_are_written(trained, tmp_path) -> None:
+    cfg = _probe_cfg(tmp_path, [f"ckpt_path={trained / 'checkpoints' / 'epoch_000.ckpt'}", "probes=filters", *METRICS])
+    result = probe_checkpoint(cfg, explicit_paths=set())
+    assert result["epoch"] == 0 and result["name"] == "ckpt_epoch_000"
+    written = json.loads((trained / "metrics" / "ckpt_epoch_000.json").read_text())
+    callback = json.loads((trained / "metrics" / "epoch_000.json").read_text())
+    assert written["epoch"] == 0 and set(written["values"]) == set(callback["values"])
+    for k, v in callback["values"].items():  # same model, seed and settings -> the callback's numbers
+        assert written["values"][k] == pytest.approx(v, rel=1e-4, abs=1e-6), k
+    summary = json.loads((trained / "probes" / "ckpt_epoch_000" / "filters" / "summary.json").read_text())
+    assert "time_s" in summary and "error" not in summary
+    assert list((trained / "probes" / "ckpt_epoch_000" / "filters").glob("*.png"))
+    assert (trained / "probes" / "ckpt_epoch_000" / "probes.json").is_file()
+
+
+def test_out_dir_gets_the_callback_layout_and_hydra_config_is_used(trained, tmp_path) -> None:
+    hydra_dir = trained / ".hydra"
+    hydra_dir.mkdir(exist_ok=True)
+    resolved = json.loads((trained / "config_resolved.json").read_text())
+    resolved["paths"]["root_dir"] = "${oc.env:GAN_INTERP_ROOT_UNSET_FOR_TEST,/nonexistent}"  # an interpolation: taken from the CLI
+    OmegaConf.save(OmegaConf.create(resolved), hydra_dir / "config.yaml")
+    try:
+        out = tmp_path / "look"
+        cfg = _probe_cfg(tmp_path, [f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}", f"out_dir={out}", "probes=none", *METRICS])
+        result = probe_checkpoint(cfg, explicit_paths=set())
+    finally:
+        (hydra_dir / "config.yaml").unlink()
+    assert result["epoch"] == 1
+    values = json.loads((out / "metrics" / "epoch_001.json").read_text())["values"]
+    assert {"mmd2", "c2st_accuracy", "quality_tv_fake"} <= set(values)
+    assert json.loads((out / "checkpoint.json").read_text())["epoch"] == 1
+    assert json.loads((out / "config_resolved.json").read_text())["model"]["name"] == "dcgan"
+    assert not (out / "probes").exists()
+
+
+def test_checkpoint_loading_is_weights_only_and_errors_are_one_line(trained, tmp_path) -> None:
+    ckpt = load_checkpoint(trained / "checkpoints" / "epoch_000.ckpt")
+    assert "state_dict" in ckpt and ckpt["epoch"] == 0
+    # an older checkpoint whose hyperparameters are OmegaConf containers: allow-listed data classes
+    old = dict(ckpt, hyper_parameters={"betas": OmegaConf.create([0.5, 0.999])})
+    torch.save(old, tmp_path / "old.ckpt")
+    assert list(load_checkpoint(tmp_path / "old.ckpt")["hyper_parameters"]["betas"]) == [0.5, 0.999]
+    # arbitrary objects are refused unless trusted
+    torch.save({"state_dict": {}, "evil": Path("/x")}, tmp_path / "obj.ckpt")
+    with pytest.raises(ConfigError, match="trust_checkpoint=true"):
+        load_checkpoint(tmp_path / "obj.ckpt")
+    assert load_checkpoint(tmp_path / "obj.ckpt", trust=True)["evil"] == Path("/x")
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match="not a readable PyTorch checkpoint"):
+        load_checkpoint(tmp_path / "junk.ckpt")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.ckpt")
+    stray = tmp_path / "a" / "b" / "x.ckpt"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes((trained / "checkpoints" / "epoch_000.ckpt").read_bytes())
+    with pytest.raises(ConfigError, match="no training config next to it"):
+        probe_checkpoint(_probe_cfg(tmp_path, [f"ckpt_path={stray}", "probes=none", "metrics=none"]), explicit_paths=set())
+
+
+def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, GAN_INTERP_ROOT=str(cwd), WANDB_MODE="offline", OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "gan_interp.probe", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_cli_missing_checkpoint_is_a_one_line_error(tmp_path) -> None:
+    proc = _cli([f"ckpt_path={tmp_path / 'nope.ckpt'}"], tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ckpt_path=") and "does not exist" in lines[0]
+    proc = _cli([], tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "error: ckpt_path is required: python -m gan_interp.probe ckpt_path=<run>/checkpoints/last.ckpt"]
+
+
+def test_cli_runs_on_a_checkpoint(trained, tmp_path) -> None:
+    out = tmp_path / "cli_out"
+    proc = _cli([f"ckpt_path={trained / 'checkpoints' / 'epoch_001.ckpt'}", f"out_dir={out}", "probes=filters", *METRICS], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    printed = json.loads(proc.stdout[proc.stdout.index("{"):])
+    assert printed["epoch"] == 1 and "mmd2" in printed["metrics"]
+    assert (out / "metrics" / "epoch_001.json").is_file()
+    assert (out / "probes" / "epoch_001" / "filters" / "summary.json").is_file()
+    assert list((tmp_path / "outputs" / "probe" / "runs").glob("*/.hydra/config.yaml"))  # Hydra's own record of the call
