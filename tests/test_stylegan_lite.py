@@ -119,11 +119,15 @@ def test_generator_contract_ws_styles_truncation_and_ema():
         for p in m.generator.parameters():
             p.add_(0.5)
         assert torch.equal(m.generate(z, truncation=0.0), x0)
-        m.ema_decay = 0.5
         before = [p.clone() for p in m.g_ema.parameters()]
-        m.update_ema()
+        m.update_ema(0.5)
         for b, p_ema, p in zip(before, m.g_ema.parameters(), m.generator.parameters()):
             assert torch.allclose(p_ema, 0.5 * (b + p))
+    # EMA decay: half-life of ema_kimg * 1000 images, ramped up to 5% of the images seen so far
+    m.images_seen = 1000
+    assert m.ema_beta(32) == pytest.approx(0.5 ** (32 / 50))
+    m.images_seen = 10**7
+    assert m.ema_beta(32) == pytest.approx(0.5 ** (32 / 10000))
     layers = m.generator_layers()
     assert "b16_conv1" in layers and layers["b16_conv1"] is m.g_ema.synthesis.convs["b16_conv1"]
     assert set(m.discriminator_layers()) == {"fromrgb", "b32", "b16", "b8", "epilogue"}

@@ -8,7 +8,9 @@ outputs. One ``w`` per layer: ``ws`` has shape ``[n, n_ws, w_dim]`` with ``n_ws 
 Discriminator: residual blocks (two 3x3 convs, 2x average-pool down, 1x1 skip), minibatch-stddev,
 3x3 conv, two linear layers. Loss: non-saturating logistic, lazy R1 on reals every ``r1_every``
 minibatches (weighted by ``r1_every``; D's Adam lr/betas adjusted as in StyleGAN2), style
-mixing with probability ``style_mixing_prob``, G EMA.
+mixing with probability ``style_mixing_prob``, G EMA with a half-life of ``ema_kimg`` thousand
+images and StyleGAN2-ADA's ramp-up (half-life at most ``ema_rampup`` x images seen), so the EMA
+generator is useful from the first epochs of short runs.
 
 Sampling (generator contract):
 
@@ -190,7 +192,8 @@ class StyleGANLite(GANModule):
         r1_gamma: float = 1.0,  # R1 weight gamma (penalty gamma / 2 * ||grad D(x)||^2)
         r1_every: int = 16,  # lazy regularisation interval (minibatches)
         style_mixing_prob: float = 0.9,  # probability of mixing two w at a random crossover layer
-        ema_decay: float = 0.999,  # G EMA decay per generator step
+        ema_kimg: float = 10.0,  # G EMA half-life in thousands of images (StyleGAN2-ADA)
+        ema_rampup: float | None = 0.05,  # half-life <= rampup * images seen so far (None: off)
         w_avg_beta: float = 0.995,  # decay of the tracked mean w (truncation centre)
         truncation_psi: float = 1.0,  # default truncation at sampling time (1 = none)
         mbstd_group: int = 4,  # minibatch-stddev group size
@@ -215,9 +218,11 @@ class StyleGANLite(GANModule):
         self.w_dim, self.n_ws = int(w_dim), self.generator.synthesis.n_ws
         self.lr, self.betas = float(lr), tuple(float(b) for b in betas)
         self.r1_gamma, self.r1_every = float(r1_gamma), int(r1_every)
-        self.style_mixing_prob, self.ema_decay = float(style_mixing_prob), float(ema_decay)
+        self.style_mixing_prob = float(style_mixing_prob)
+        self.ema_kimg, self.ema_rampup = float(ema_kimg), (None if ema_rampup is None else float(ema_rampup))
         self.truncation_psi, self.use_ema = float(truncation_psi), bool(use_ema)
         self.d_steps = 0
+        self.images_seen = 0  # real images consumed (drives the EMA ramp-up)
 
     # -- generator contract ------------------------------------------------------------------------
     @property
@@ -317,11 +322,19 @@ class StyleGANLite(GANModule):
     def _fake(self, n: int, update_w_avg: bool = False) -> Tensor:
         return self.generator.synthesis(self._training_ws(n, update_w_avg), "random")
 
+    def ema_beta(self, batch_size: int) -> float:
+        """EMA decay for one step of ``batch_size`` images: ``0.5 ** (batch / half_life)``, with the
+        half-life ``ema_kimg * 1000`` images, capped at ``ema_rampup * images_seen`` early on."""
+        half_life = self.ema_kimg * 1000.0
+        if self.ema_rampup is not None:
+            half_life = min(half_life, self.images_seen * self.ema_rampup)
+        return 0.5 ** (batch_size / max(half_life, 1e-8))
+
     @torch.no_grad()
-    def update_ema(self) -> None:
-        """``ema <- decay * ema + (1 - decay) * current`` for parameters; buffers copied."""
+    def update_ema(self, beta: float) -> None:
+        """``ema <- beta * ema + (1 - beta) * current`` for parameters; buffers copied."""
         for p_ema, p in zip(self.g_ema.parameters(), self.generator.parameters()):
-            p_ema.lerp_(p.detach(), 1.0 - self.ema_decay)
+            p_ema.lerp_(p.detach(), 1.0 - beta)
         for b_ema, b in zip(self.g_ema.buffers(), self.generator.buffers()):
             b_ema.copy_(b)
 
@@ -357,7 +370,8 @@ class StyleGANLite(GANModule):
         self.manual_backward(g_loss)
         opt_g.step()
         self.untoggle_optimizer(opt_g)
-        self.update_ema()
+        self.images_seen += n
+        self.update_ema(self.ema_beta(n))
         self.finish_generator_step()
 
         self.log_dict(
@@ -376,10 +390,12 @@ class StyleGANLite(GANModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
         checkpoint["d_steps"] = self.d_steps
+        checkpoint["images_seen"] = self.images_seen
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)
         self.d_steps = int(checkpoint.get("d_steps", 0))
+        self.images_seen = int(checkpoint.get("images_seen", 0))
 
 
 __all__ = ["MappingNetwork", "StyleDiscriminator", "StyleGANLite", "StyleGenerator", "SynthesisNetwork"]
