@@ -46,6 +46,7 @@ class GANModule(L.LightningModule):
         self.n_fixed = int(n_fixed)
         self.fixed_seed = int(fixed_seed)
         self.g_steps = 0
+        self.interpretable: nn.Module | None = None  # Interpretable-GAN regulariser (init_interpretable)
 
     # -- generator contract --------------------------------------------------------------------
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -91,6 +92,26 @@ class GANModule(L.LightningModule):
         fake = self.generate(self.sample_z(real.shape[0], generator=g))
         d_real, d_fake = self.critic(real).float().mean(), self.critic(fake).float().mean()
         self.log_dict({"val/d_real": d_real, "val/d_fake": d_fake, "val/d_gap": d_real - d_fake}, on_epoch=True)
+
+    # -- Interpretable-GAN option (Li et al. 2022; gan_interp.dissect.interpretable) --------------
+    def init_interpretable(self, cfg: Any) -> None:
+        """Call after building the generator: hooks ``cfg.layer`` when ``cfg.enabled`` (else no-op)."""
+        from gan_interp.dissect.interpretable import attach_interpretable
+
+        self.interpretable = attach_interpretable(self, cfg)
+
+    def interpretable_param_groups(self) -> list[dict]:
+        """Extra param group (the energy weights W, own lr) for the generator optimizer; [] if off."""
+        reg = self.interpretable
+        return [] if reg is None else [{"params": list(reg.parameters()), "lr": reg.lr}]
+
+    def interpretable_loss(self) -> Tensor | float:
+        """Add to the generator loss: the regulariser on the hooked layer's last training forward (0 if off)."""
+        if self.interpretable is None:
+            return 0.0
+        loss, parts = self.interpretable.loss_from_last_forward(self.g_steps)
+        self.log_dict({f"train/interp_{k}": v for k, v in parts.items()}, on_step=True, on_epoch=False)
+        return loss
 
     # -- checkpoint state ------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:

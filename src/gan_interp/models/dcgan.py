@@ -84,6 +84,7 @@ class DCGAN(GANModule):
         n_fixed: int = 64,
         fixed_seed: int = 1234,
         name: str = "dcgan",
+        interpretable: dict | None = None,  # Interpretable-GAN option: {enabled, layer, n_concepts, lambda_*...}
     ) -> None:
         super().__init__(latent_dim, resolution, channels, n_fixed, fixed_seed)
         self.save_hyperparameters()
@@ -92,6 +93,7 @@ class DCGAN(GANModule):
         self.generator.apply(init_dcgan_weights)
         self.discriminator.apply(init_dcgan_weights)
         self.lr, self.betas = lr, tuple(betas)
+        self.init_interpretable(interpretable)
 
     # contract
     def generate(self, z: Tensor) -> Tensor:
@@ -107,7 +109,7 @@ class DCGAN(GANModule):
         return {f"block{i}": b for i, b in enumerate(self.discriminator.blocks)}
 
     def configure_optimizers(self):
-        opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.lr, betas=self.betas)
+        opt_g = torch.optim.Adam([{"params": self.generator.parameters()}, *self.interpretable_param_groups()], lr=self.lr, betas=self.betas)
         opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.lr, betas=self.betas)
         return opt_g, opt_d
 
@@ -127,7 +129,7 @@ class DCGAN(GANModule):
 
         # generator: fool the updated discriminator
         self.toggle_optimizer(opt_g)
-        g_loss = losses.g_nonsaturating_loss(self.critic(fake))
+        g_loss = losses.g_nonsaturating_loss(self.critic(fake)) + self.interpretable_loss()
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_loss)
         opt_g.step()

@@ -1,0 +1,25 @@
+"""GAN Dissection (Bau et al. 2019) and the Interpretable-GAN regulariser (Li et al. 2022).
+
+* :mod:`~gan_interp.dissect.quantile` - per-unit streaming quantile sketch (bounded memory);
+* :mod:`~gan_interp.dissect.iou` - streaming unit/concept IoU and the IQR threshold;
+* :mod:`~gan_interp.dissect.segmenter` - concept segmenters (trained on poster masks, colours, user);
+* :mod:`~gan_interp.dissect.dissection` - the two-pass dissection of a generator layer;
+* :mod:`~gan_interp.dissect.intervene` - ablate/insert units, average causal effect, artifact units;
+* :mod:`~gan_interp.dissect.interpretable` - GMM filter groups + energy-based regulariser;
+* :mod:`~gan_interp.dissect.probe` - the ``dissection`` probe (registered on import).
+"""
+
+from gan_interp.dissect.dissection import DissectionResult, dissect, resolve_layer
+from gan_interp.dissect.iou import ConceptTally, binary_iou, iqr_from_counts, upsample_maps
+from gan_interp.dissect.quantile import QuantileSketch
+
+__all__ = [
+    "ConceptTally",
+    "DissectionResult",
+    "QuantileSketch",
+    "binary_iou",
+    "dissect",
+    "iqr_from_counts",
+    "resolve_layer",
+    "upsample_maps",
+]

@@ -1,0 +1,97 @@
+"""The ``dissection`` probe: GAN Dissection of one generator layer, with interventions.
+
+Writes into ``<out_dir>/dissection/``:
+
+* ``dissection.json`` - per-unit best concept, IoU (top-quantile threshold) and the IQR-threshold
+  result, concept pixel fractions, headline summary;
+* ``summary.png`` - units per concept and the sorted best-IoU chart;
+* ``unit_strips.png`` - the top-activating samples of the best units, unit region lit;
+* ``ace.json`` / ``ace.png`` - average causal effect of ablating/inserting each top concept's units;
+* ``artifacts.json`` - (``artifact_units > 0``) quality before/after ablating artifact units.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gan_interp.dissect import report
+from gan_interp.dissect.dissection import dissect, unit_examples
+from gan_interp.dissect.intervene import ablate_artifact_units, ace_curve, rank_artifact_units
+from gan_interp.dissect.segmenter import build_segmenter
+from gan_interp.probes.output import ProbeOutput
+from gan_interp.probes.registry import register_probe
+
+
+@register_probe("dissection")
+def dissection_probe(
+    model: Any,
+    datamodule: Any,
+    out_dir: Path,
+    loggers: Any = (),
+    step: int = 0,
+    seed: int = 0,
+    layer: str | None = None,  # generator layer; null = a middle layer (side ~ resolution / 4)
+    n_samples: int = 256,  # generated samples dissected
+    batch_size: int = 64,
+    quantile: float = 0.01,  # top fraction of each unit's activations counted as "on"
+    segmenter: Any = "auto",  # auto | trained | colour | {_target_: ...}
+    segmenter_steps: int = 400,  # training steps of the project's own segmenter (cached)
+    segmenter_width: int = 16,
+    interpretable_iou: float = 0.04,  # a unit "matches" a concept above this IoU
+    strip_units: int = 8,  # rows in unit_strips.png (best units)
+    strip_k: int = 6,  # samples per row
+    ace_concepts: int = 2,  # intervene on this many concepts (most matched units first); 0 = off
+    ace_units: tuple[int, ...] = (1, 2, 4),  # top-n units ablated/inserted
+    ace_samples: int = 64,
+    artifact_units: int = 0,  # ablate this many artifact units (0 = off)
+    artifact_samples: int = 128,
+) -> dict:
+    """Dissect ``layer`` against the segmenter's concepts; figures + JSON; returns the summary."""
+    out = ProbeOutput(out_dir, "dissection", loggers, step)
+    cache_dir = getattr(datamodule, "cache_dir", None) if datamodule is not None else None
+    seg = build_segmenter(segmenter, datamodule, cache_dir, steps=segmenter_steps, width=segmenter_width, seed=seed)
+    if hasattr(seg, "to"):
+        seg.to(model.device)
+    result = dissect(model, seg, layer, n_samples=n_samples, batch_size=batch_size, quantile=quantile, seed=seed)
+    payload = result.to_json(interpretable_iou)
+    payload["segmenter"] = {"type": type(seg).__name__, **{k: v for k, v in getattr(seg, "metrics", {}).items() if k != "settings"}}
+    out.json("dissection", payload)
+    out.image("summary", report.summary_chart(result, interpretable_iou), caption=f"dissection of {result.layer}")
+
+    k, iou = result.best("quantile")
+    best_units = iou.argsort(descending=True)[: min(strip_units, result.n_units)].tolist()
+    if best_units:
+        imgs, masks = unit_examples(model, result, best_units, strip_k)
+        labels = [f"u{u} {result.concept_names[int(k[u])]}\nIoU {float(iou[u]):.2f}" for u in best_units]
+        out.image("unit_strips", report.unit_strips(imgs, masks, labels), caption="top-activating samples")
+
+    summary: dict[str, Any] = {"layer": result.layer, "n_units": result.n_units, **payload["summary"]}
+    if ace_concepts > 0:
+        # concepts present in the samples, most matched units first (ties: highest unit IoU)
+        matched = payload["summary"]["quantile"]["units_per_concept"]
+        top_iou = result.iou.max(dim=0).values
+        present = [i for i, f in enumerate(result.concept_fraction.tolist()) if f > 0]
+        ranked = sorted(present, key=lambda i: (-matched[result.concept_names[i]], -float(top_iou[i])))
+        concepts = [result.concept_names[i] for i in ranked[:ace_concepts]]
+        rows: list[dict] = []
+        for concept in concepts:
+            for mode in ("ablate", "insert"):
+                rows += ace_curve(model, result, seg, concept, [n for n in ace_units if n <= result.n_units], mode,
+                                  n_samples=ace_samples, batch_size=batch_size, seed=seed + 1)
+        out.json("ace", rows)
+        if rows:
+            out.image("ace", report.ace_chart(rows), caption="average causal effect")
+        summary["ace"] = {f"{r['mode']}_{r['concept']}_top{r['n_units']}": r["ace"] for r in rows}
+    if artifact_units > 0:
+        order, corr = rank_artifact_units(model, result.layer, artifact_samples, batch_size, seed=seed + 2)
+        units = order[:artifact_units]
+        real = datamodule.images("val", artifact_samples) if datamodule is not None else None
+        art = ablate_artifact_units(model, result.layer, units, real, n_samples=artifact_samples, batch_size=batch_size, seed=seed + 3)
+        art.update(units=units.tolist(), correlation=corr[units].tolist())
+        out.json("artifacts", art)
+        summary["artifacts"] = {k2: v for k2, v in art.items() if k2 not in ("units", "correlation")}
+    torch.cuda.empty_cache() if torch.cuda.is_available() else None
+    return summary

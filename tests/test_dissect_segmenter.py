@@ -1,0 +1,76 @@
+"""Concept segmenters: colour concepts (known answers), the cached poster segmenter, the factory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gan_interp.data import GANDataModule
+from gan_interp.data.sources import FakeSource, SyntheticPosterSource
+from gan_interp.dissect import segmenter as segmod
+from gan_interp.dissect.segmenter import ColourSegmenter, NetSegmenter, build_segmenter, segmentation_quality
+from gan_interp.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny nets on a shared 2-core box: one intra-op thread avoids OpenMP oversubscription (~4x faster under load)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_colour_segmenter_known_answers():
+    img = torch.full((1, 3, 8, 8), -1.0)  # black
+    img[0, :, :4, :4] = torch.tensor([1.0, -1.0, -1.0])[:, None, None]  # red
+    img[0, :, :4, 4:] = torch.tensor([-1.0, -1.0, 1.0])[:, None, None]  # blue
+    img[0, :, 4:, 4:] = 1.0  # white
+    img[0, :, 4:, :2] = 0.0  # mid gray
+    seg = ColourSegmenter(texture=True)
+    m = seg(img)[0]
+    name = {n: i for i, n in enumerate(seg.concept_names)}
+    assert m[name["red"], :4, :4].all() and m[name["blue"], :4, 4:].all() and m[name["white"], 4:, 4:].all()
+    assert m[name["gray"], 4:, :2].all() and m[name["black"], 4:, 2:4].all()
+    colours = m[: name["texture"]]
+    assert (colours.sum(0) == 1).all()  # colour concepts partition the pixels
+    assert not m[name["texture"], 1, 1] and m[name["texture"], 3, 3]  # flat inside, contrast at the edges
+    gray = seg(torch.zeros(2, 1, 4, 4))  # one-channel images work too
+    assert gray[:, name["gray"]].all()
+
+
+@pytest.fixture
+def posters(tmp_path):
+    return GANDataModule(SyntheticPosterSource(n=160), resolution=32, cache_dir=str(tmp_path / "cache"),
+                         val_fraction=0.2, test_fraction=0.0)
+
+
+def test_poster_segmenter_learns_is_cached_and_reloaded(posters, tmp_path, monkeypatch):
+    seg = build_segmenter("trained", posters, tmp_path / "cache", steps=60, width=8, seed=0)
+    files = list((tmp_path / "cache" / "segmenters").glob("*.pt"))
+    assert len(files) == 1 and seg.concept_names == posters.concept_names
+    val = seg.metrics["val"]
+    masks = torch.from_numpy(np.ascontiguousarray(posters.masks("val")))
+    majority = masks.float().mean((0, 2, 3)).max().item()  # always answering the commonest concept
+    assert val["pixel_accuracy"] > majority + 0.1
+    # second call: loaded from the cache (training would raise), identical predictions
+    monkeypatch.setattr(segmod, "train_segnet", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
+    again = build_segmenter("auto", posters, tmp_path / "cache", steps=60, width=8, seed=0)
+    x = posters.images("val", 8)
+    assert isinstance(again, NetSegmenter) and torch.equal(again(x), seg(x))
+    assert again.metrics["val"]["pixel_accuracy"] == pytest.approx(val["pixel_accuracy"])
+    q = segmentation_quality(again, x, masks[:8])
+    assert 0.0 <= q["pixel_accuracy"] <= 1.0 and set(q["concept_iou"]) == set(posters.concept_names)
+
+
+def test_factory_falls_back_to_colours_and_reports_bad_specs(tmp_path):
+    fake = GANDataModule(FakeSource(n=16), resolution=32, cache_dir=str(tmp_path / "cache"))
+    assert isinstance(build_segmenter("auto", fake), ColourSegmenter)
+    assert isinstance(build_segmenter("colour"), ColourSegmenter)
+    with pytest.raises(ConfigError, match="no concept masks"):
+        build_segmenter("trained", fake, tmp_path)
+    with pytest.raises(ConfigError, match="_target_"):
+        build_segmenter({"texture": False})
+    with pytest.raises(ConfigError, match="concept_names"):
+        build_segmenter({"_target_": "torch.nn.Identity"})
