@@ -87,7 +87,8 @@ def log_image(loggers: Iterable[Logger], key: str, image: torch.Tensor | np.ndar
     for lg in loggers:
         try:
             if isinstance(lg, WandbLogger):
-                lg.log_image(key=key, images=[hwc], step=step, caption=[caption] if caption else None)
+                extra = {"caption": [caption]} if caption else {}  # Lightning can't take caption=None
+                lg.log_image(key=key, images=[hwc], step=step, **extra)
             elif isinstance(lg, TensorBoardLogger):
                 lg.experiment.add_image(key, hwc, global_step=step, dataformats="HWC" if hwc.ndim == 3 else "HW")
         except Exception as exc:  # a logger failure must never kill training
