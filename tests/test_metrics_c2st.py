@@ -9,6 +9,15 @@ from scipy.stats import norm
 from gan_interp.metrics.c2st import c2st, c2st_p_value
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one intra-op thread avoids OpenMP hand-off overhead on a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_p_value_is_the_normal_tail_with_variance_one_over_4n() -> None:
     assert c2st_p_value(0.5, 100) == pytest.approx(0.5)
     assert c2st_p_value(0.6, 100) == pytest.approx(norm.sf(2.0))  # sd = 1/(2*sqrt(100)) = 0.05
@@ -18,7 +27,7 @@ def test_p_value_is_the_normal_tail_with_variance_one_over_4n() -> None:
 def test_identical_distributions_give_chance_accuracy() -> None:
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(400, 8, generator=g), torch.randn(400, 8, generator=g)
-    res = c2st(a, b, classifier="mlp", epochs=10, seed=0)
+    res = c2st(a, b, classifier="mlp", epochs=10, min_steps=40, seed=0)
     assert res.n_test == 400 and res.n_train == 400
     sd = (1 / (4 * res.n_test)) ** 0.5
     assert abs(res.accuracy - 0.5) < 3.5 * sd

@@ -11,8 +11,17 @@ import torch
 
 from gan_interp.errors import ConfigError
 from gan_interp.metrics import features as feat_mod
-from gan_interp.metrics.features import DomainFeatureNet, build_feature_extractor, kmeans, train_domain_net
+from gan_interp.metrics.features import build_feature_extractor, kmeans, train_domain_net
 from gan_interp.metrics.fid import FeatureMetrics, fid_from_features, frechet_distance_gaussians
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one intra-op thread avoids OpenMP hand-off overhead on a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)

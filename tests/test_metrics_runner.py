@@ -17,6 +17,15 @@ from gan_interp.metrics.runner import compute_metrics, evaluate, normalise_metri
 from gan_interp.models import DCGAN
 from gan_interp.train import train
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one intra-op thread avoids OpenMP hand-off overhead on a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 TINY = ["data=fake", "model.ngf=8", "model.ndf=8", "model.latent_dim=16"]
 CHEAP = {"mmd": {"n_permutations": 100}, "c2st": {"epochs": 2, "min_steps": 40}, "quality": {}, "memorisation": {}}
 
@@ -97,7 +106,7 @@ def test_metric_config_errors_are_one_line() -> None:
 
 
 def test_metrics_callback_in_training_writes_json_logs_and_final_metrics(make_cfg) -> None:
-    cfg = make_cfg([*TINY, "trainer.max_epochs=2", "logger=csv", "metrics=default", "metrics.n=24", "metrics.epochs=[0]",
+    cfg = make_cfg([*TINY, "trainer.max_epochs=2", "logger=csv", "probes=none", "metrics=default", "metrics.n=24", "metrics.epochs=[0]",
                     "metrics.metrics.c2st.epochs=1", "+metrics.metrics.c2st.min_steps=5", "metrics.metrics.mmd.n_permutations=20"])
     final = train(cfg)
     run = Path(cfg.paths.output_dir)
@@ -111,3 +120,10 @@ def test_metrics_callback_in_training_writes_json_logs_and_final_metrics(make_cf
     with (run / "csv" / "metrics.csv").open() as fh:
         rows = [r for r in csv.DictReader(fh) if r.get("metrics/mmd2")]
     assert len(rows) == 2  # logged to the CSV logger at both evaluations
+
+
+def test_fast_dev_run_skips_metrics(make_cfg) -> None:
+    cfg = make_cfg([*TINY, "++trainer.fast_dev_run=true", "logger=none", "probes=none", "metrics=default"])
+    final = train(cfg)
+    assert not (Path(cfg.paths.output_dir) / "metrics").exists()
+    assert not any(k.startswith("metrics/") for k in final)

@@ -17,6 +17,15 @@ from gan_interp.probe import load_checkpoint, probe_checkpoint
 from gan_interp.train import train
 from conftest import compose_config
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one intra-op thread avoids OpenMP hand-off overhead on a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 TINY = ["data=fake", "model.ngf=8", "model.ndf=8", "model.latent_dim=16"]
 METRICS = ["metrics=default", "metrics.n=24", "metrics.metrics.c2st.epochs=1", "+metrics.metrics.c2st.min_steps=5",
            "metrics.metrics.mmd.n_permutations=20"]
@@ -27,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 def trained(tmp_path_factory) -> Path:
     """A 2-epoch tiny DCGAN run whose MetricsCallback evaluated epoch 0 (and the end)."""
     tmp = tmp_path_factory.mktemp("probe_cli")
-    cfg = compose_config(tmp, [*TINY, "trainer.max_epochs=2", "logger=none", *METRICS, "metrics.epochs=[0]"])
+    cfg = compose_config(tmp, [*TINY, "trainer.max_epochs=2", "logger=none", "probes=none", *METRICS, "metrics.epochs=[0]"])
     train(cfg)
     return Path(cfg.paths.output_dir)
 
@@ -119,6 +128,7 @@ def test_cli_missing_checkpoint_is_a_one_line_error(tmp_path) -> None:
         "error: ckpt_path is required: python -m gan_interp.probe ckpt_path=<run>/checkpoints/last.ckpt"]
 
 
+@pytest.mark.slow  # a fresh interpreter + Hydra app: ~8 s; the in-process tests above cover the logic
 def test_cli_runs_on_a_checkpoint(trained, tmp_path) -> None:
     out = tmp_path / "cli_out"
     proc = _cli([f"ckpt_path={trained / 'checkpoints' / 'epoch_001.ckpt'}", f"out_dir={out}", "probes=filters", *METRICS], tmp_path)

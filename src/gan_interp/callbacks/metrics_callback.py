@@ -108,6 +108,12 @@ class MetricsCallback(L.Callback):
 
     def run(self, trainer: L.Trainer, pl_module: Any, epoch: int, source: str) -> MetricsResult | None:
         """Evaluate now; write ``<run>/metrics/epoch_XXX.json`` and log ``metrics/<name>``."""
+        if trainer.fast_dev_run:
+            log.info("metrics skipped: trainer.fast_dev_run is a smoke run")
+            return None
+        if getattr(trainer, "datamodule", None) is None:
+            log.warning("metrics skipped: the trainer has no datamodule (fit with datamodule=GANDataModule(...))")
+            return None
         result = self.evaluate_model(pl_module, trainer.datamodule, run_dir_of(trainer) / self.dirname,
                                      f"epoch_{epoch:03d}", epoch, trainer.global_step, trainer.loggers, source)
         self.done_epochs.add(epoch)

@@ -53,7 +53,7 @@ class FeatureExtractor:
     num_features: int
     module: nn.Module | None = None  # the network (moved with .to())
 
-    def to(self, device: torch.device | str) -> "FeatureExtractor":
+    def to(self, device: torch.device | str) -> FeatureExtractor:
         if self.module is not None:
             self.module.to(device)
         return self
@@ -285,7 +285,7 @@ class TorchvisionInception(nn.Module):
         self.net = net.eval()
         self.num_features = 2048
 
-    def train(self, mode: bool = True) -> "TorchvisionInception":  # always eval (BN/dropout frozen)
+    def train(self, mode: bool = True) -> TorchvisionInception:  # always eval (BN/dropout frozen)
         return super().train(False)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
