@@ -145,7 +145,7 @@ def probe_checkpoint(cfg: DictConfig, explicit_paths: set[str] | None = None) ->
     """Run ``cfg.probes`` and ``cfg.metrics`` on ``cfg.ckpt_path``; returns what was written."""
     if not cfg.get("ckpt_path"):
         raise ConfigError("ckpt_path is required: python -m gan_interp.probe ckpt_path=<run>/checkpoints/last.ckpt")
-    ckpt_path = Path(str(cfg.ckpt_path)).expanduser()
+    ckpt_path = Path(str(cfg.ckpt_path)).expanduser().absolute()
     ckpt = load_checkpoint(ckpt_path, bool(cfg.get("trust_checkpoint", False)))
     run_dir = run_dir_of_checkpoint(ckpt_path)
     run_cfg = load_run_config(run_dir, ckpt_path)

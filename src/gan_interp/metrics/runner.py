@@ -231,6 +231,9 @@ def evaluate(
         "seed": seed,
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
     }
+    if "is" in cfg and "is_mean" not in values:
+        info["skipped"] = {"is": f"features {fx.name if fx else None!r} give no class logits (use features=domain or inception)"}
+        log.warning("metrics: IS skipped: %s", info["skipped"]["is"])
     if fx is not None:
         info["features_seconds"] = round(real.seconds_features + fake.seconds_features, 3)
     return MetricsResult(values, info)
