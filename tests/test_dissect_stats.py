@@ -62,7 +62,7 @@ def _random_case(seed: int = 0, b: int = 12, u: int = 5, k: int = 3, h: int = 16
 def test_streaming_iou_equals_dense_iou_for_every_threshold():
     acts, masks = _random_case()
     thr = torch.stack([torch.zeros(5), torch.full((5,), 0.4), torch.quantile(acts.transpose(0, 1).flatten(1), 0.9, dim=1)], 1)
-    tally = ConceptTally(thr, 3)
+    tally = ConceptTally(thr, 3, max_elements=3 * 5 * 16 * 16)  # also splits each batch internally
     for lo in range(0, 12, 5):  # uneven batches
         tally.update(acts[lo : lo + 5], masks[lo : lo + 5])
     iou = tally.iou()

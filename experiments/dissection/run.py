@@ -24,7 +24,8 @@ from omegaconf import OmegaConf, open_dict
 from torchvision.utils import save_image
 
 from gan_interp.dissect import report
-from gan_interp.dissect.dissection import DissectionResult, dissect, unit_examples
+from gan_interp.dissect.dissection import DissectionResult, dissect, get_layer, record_layer, unit_examples
+from gan_interp.dissect.interpretable import InterpretableRegularizer
 from gan_interp.dissect.intervene import ablate_artifact_units, ace_curve, rank_artifact_units
 from gan_interp.dissect.segmenter import build_segmenter
 from gan_interp.paths import config_dir
@@ -71,6 +72,7 @@ def row(name: str, r: DissectionResult, thr: float, vs: DissectionResult | None)
            "mean_best_iou": s["quantile"]["mean_best_iou"], "top10_iou": s["quantile"]["top10_mean_iou"],
            "max_iou": s["quantile"]["max_iou"], "n_iou_gt_thr": s["quantile"]["n_interpretable"],
            "iqr_mean_best_iou": s["iqr"]["mean_best_iou"], "iqr_top10_iou": s["iqr"]["top10_mean_iou"],
+           "iqr_mean_best_ratio": s["iqr"]["mean_best_ratio"],
            "concepts_covered": sum(1 for v in s["quantile"]["units_per_concept"].values() if v > 0),
            "units_per_concept": s["quantile"]["units_per_concept"]}
     if vs is not None:
@@ -78,6 +80,20 @@ def row(name: str, r: DissectionResult, thr: float, vs: DissectionResult | None)
         out["units_beating_random"] = f"{cmp['units_beating']}/{cmp['n_units']}"
         out["mean_gain_vs_random"] = cmp["mean_diff"]
     return out
+
+
+@torch.no_grad()
+def group_separation(model, layer: str, n_concepts: int, n: int = 128, seed: int = 0) -> dict:
+    """Fit the Interpretable-GAN filter groups (GMM) on ``n`` samples; mean cosine of each filter map
+    with its own group centre vs the other centres (higher gap = more concept-coherent filters)."""
+    with record_layer(get_layer(model, layer)) as rec:
+        model.generate(model.sample_z(n, generator=torch.Generator().manual_seed(seed)))
+    feats = rec["out"].float()
+    reg = InterpretableRegularizer(feats.shape[1], feats.shape[2] * feats.shape[3], n_concepts=n_concepts, seed=seed)
+    reg.regroup(feats)
+    sim = reg.group_similarity(feats)
+    own, other = float(sim["own_group_cos"]), float(sim["other_group_cos"])
+    return {"group_cos_own": own, "group_cos_other": other, "group_gap": own - other}
 
 
 def md_table(rows: list[dict], cols: list[str]) -> str:
@@ -131,6 +147,11 @@ def main(argv: list[str]) -> None:
             vs = results["random_init"][layer] if name != "random_init" else None
             rows.append(row(name, results[name][layer], d.interpretable_iou, vs))
 
+    n_concepts = int(next(o.split("=")[1] for o in cfg.interpretable_overrides if "n_concepts" in o))
+    layer_i = next(o.split("=")[1] for o in cfg.interpretable_overrides if "interpretable.layer" in o)
+    groups = [{"model": name, "layer": layer_i, **group_separation(models[name], layer_i, n_concepts, seed=cfg.seed + 7)}
+              for name in ("random_init", "plain", "interpretable")]
+
     # interventions on the plain trained model
     iv = cfg.interventions
     t = time.perf_counter()
@@ -170,18 +191,21 @@ def main(argv: list[str]) -> None:
         "ablate_top4_concepts_lowered": f"{sum(a['ace'] < 0 for a in ablate4)}/{len(ablate4)}",
     }
     payload = {"config": OmegaConf.to_container(cfg, resolve=True), "segmenter": seg.metrics.get("val"),
-               "dissection": rows, "ace": ace_rows, "artifacts": art_rows, "summary": summary, "timings": timings,
+               "dissection": rows, "groups": groups, "ace": ace_rows, "artifacts": art_rows, "summary": summary, "timings": timings,
                "torch_threads": torch.get_num_threads()}
     (HERE / "results.json").write_text(json.dumps(payload, indent=1, default=str))
 
     cols = ["model", "layer", "units", "mean_best_iou", "top10_iou", "max_iou", "n_iou_gt_thr", "concepts_covered",
-            "units_beating_random", "mean_gain_vs_random", "iqr_mean_best_iou", "iqr_top10_iou"]
+            "units_beating_random", "mean_gain_vs_random", "iqr_mean_best_iou", "iqr_top10_iou", "iqr_mean_best_ratio"]
     ace_cols = ["concept", "mode", "n_units", "fraction_before", "fraction_after", "ace", "ace_sem"]
     art_cols = ["units", "n", "critic_before", "critic_after", "swd_before", "swd_after"]
     md = [
         f"Dissection (IoU at the top-{d.quantile:g} quantile threshold unless 'iqr'; {d.n_samples} samples; "
         f"'n_iou_gt_thr' = units with best IoU > {d.interpretable_iou}):\n",
         md_table(rows, cols),
+        f"\nFilter groups (GMM, C={n_concepts}) fitted on 128 samples of {layer_i}: cosine of each filter map with "
+        "its own group centre vs the other centres:\n",
+        md_table(groups, ["model", "layer", "group_cos_own", "group_cos_other", "group_gap"]),
         "\nAverage causal effect on the plain model, layer " + iv.layer + f" ({iv.n_samples} fresh latents):\n",
         md_table(ace_rows, ace_cols),
         f"\nAblating top-4 units: mean ACE over concepts {summary['ablate_top4_mean_ace']:.4f}; "

@@ -149,6 +149,8 @@ class DissectionResult:
                 "n_interpretable": int((iou > interpretable_iou).sum()),
                 "units_per_concept": counts,
             }
+        # the ratio I/H itself is 0 for independent masks: a chance-free score, unlike IoU at a low threshold
+        out["iqr"]["mean_best_ratio"] = float(self.iqr.max(dim=1).values.mean())
         return out
 
     def to_json(self, interpretable_iou: float = 0.04) -> dict[str, Any]:

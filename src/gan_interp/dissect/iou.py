@@ -74,12 +74,14 @@ class ConceptTally:
         self,
         thresholds: Tensor,  # [U, T] or [U]: thresholds per unit (any order)
         n_concepts: int,  # K: number of concept masks per image
+        max_elements: int = 2**23,  # update() works in sub-batches of at most this many unit-pixels
     ) -> None:
         thr = thresholds.detach().float().cpu()
         thr = thr[:, None] if thr.ndim == 1 else thr
         self.sorted_thr, self.order = thr.sort(dim=1)  # searchsorted needs ascending rows
         self.n_units, self.n_thresholds = thr.shape
         self.n_concepts = int(n_concepts)
+        self.max_elements = int(max_elements)
         t1 = self.n_thresholds + 1
         self.hist = torch.zeros(self.n_units * t1, dtype=torch.int64)  # [U*(T+1)] bins of all pixels
         self.hist_c = torch.zeros(self.n_concepts, self.n_units * t1, dtype=torch.int64)  # per concept
@@ -96,6 +98,12 @@ class ConceptTally:
                 f"acts {tuple(acts.shape)} and masks {tuple(masks.shape)} do not match "
                 f"{self.n_units} units x {self.n_concepts} concepts at the same B, H, W"
             )
+        step = max(1, self.max_elements // (u * h * w))  # bounded temporary memory
+        for lo in range(0, b, step):
+            self._update(acts[lo : lo + step], masks[lo : lo + step])
+
+    def _update(self, acts: Tensor, masks: Tensor) -> None:
+        u = acts.shape[1]
         a = acts.detach().float().cpu().transpose(0, 1).reshape(u, -1)  # [U, N]
         m = masks.detach().cpu().bool().transpose(0, 1).reshape(self.n_concepts, -1)  # [K, N]
         t1 = self.n_thresholds + 1
