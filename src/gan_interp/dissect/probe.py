@@ -93,5 +93,6 @@ def dissection_probe(
         art.update(units=units.tolist(), correlation=corr[units].tolist())
         out.json("artifacts", art)
         summary["artifacts"] = {k2: v for k2, v in art.items() if k2 not in ("units", "correlation")}
-    torch.cuda.empty_cache() if torch.cuda.is_available() else None
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
     return summary
