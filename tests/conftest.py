@@ -12,6 +12,11 @@ from omegaconf import DictConfig, open_dict
 
 from gan_interp.paths import config_dir
 
+import torch
+
+# Tests use tiny tensors: one intra-op thread is faster and avoids oversubscribing a 2-core box.
+torch.set_num_threads(1)
+
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
