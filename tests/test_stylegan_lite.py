@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,7 +13,7 @@ from gan_interp.errors import ConfigError
 from gan_interp.models import model_class
 from gan_interp.models.layers import EqualLinear, MinibatchStdDev, ModulatedConv2d
 from gan_interp.models.stylegan_lite import StyleGANLite
-from gan_interp.train import train
+from gan_interp.train import build, train
 
 
 @pytest.fixture(autouse=True)
@@ -173,3 +175,15 @@ def test_fp16_refused_and_bad_values(make_cfg):
         validate_config(make_cfg([*TINY, "model.lr=-1"]))
     with pytest.raises(ConfigError, match="style_mixing_prob"):
         tiny(style_mixing_prob=1.5)
+
+
+def test_interpretable_option_trains_stylegan_lite(make_cfg):
+    cfg = make_cfg([*TINY, "model.interpretable.enabled=true", "model.interpretable.n_concepts=2",
+                    "++trainer.fast_dev_run=true"])
+    datamodule, model, trainer = build(cfg)
+    reg = model.interpretable
+    assert reg is not None and reg.layer in model.generator_layers()
+    opt_g, _ = model.configure_optimizers()
+    assert any(p is reg.V for group in opt_g.param_groups for p in group["params"])
+    trainer.fit(model, datamodule=datamodule)
+    assert model.g_steps == 1 and math.isfinite(float(trainer.callback_metrics["train/interp_real"]))

@@ -198,6 +198,7 @@ class StyleGANLite(GANModule):
         truncation_psi: float = 1.0,  # default truncation at sampling time (1 = none)
         mbstd_group: int = 4,  # minibatch-stddev group size
         use_ema: bool = True,  # eval-mode generation uses the EMA generator
+        interpretable: dict | None = None,  # Interpretable-GAN option: {enabled, layer, n_concepts, lambda_*...}
         n_fixed: int = 64,
         fixed_seed: int = 1234,
         name: str = "stylegan_lite",
@@ -223,6 +224,7 @@ class StyleGANLite(GANModule):
         self.truncation_psi, self.use_ema = float(truncation_psi), bool(use_ema)
         self.d_steps = 0
         self.images_seen = 0  # real images consumed (drives the EMA ramp-up)
+        self.init_interpretable(interpretable)  # hooks the training generator's chosen layer
 
     # -- generator contract ------------------------------------------------------------------------
     @property
@@ -305,7 +307,8 @@ class StyleGANLite(GANModule):
     # -- training ----------------------------------------------------------------------------------
     def configure_optimizers(self):
         c = self.r1_every / (self.r1_every + 1)  # lazy regularisation (StyleGAN2, appendix B)
-        opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.lr, betas=self.betas)
+        opt_g = torch.optim.Adam([{"params": self.generator.parameters()}, *self.interpretable_param_groups()],
+                                 lr=self.lr, betas=self.betas)
         opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.lr * c, betas=(self.betas[0] ** c, self.betas[1] ** c))
         return opt_g, opt_d
 
@@ -365,7 +368,7 @@ class StyleGANLite(GANModule):
         # generator: non-saturating loss, then EMA
         self.toggle_optimizer(opt_g)
         g_scores = self.critic(self._fake(n, update_w_avg=True))
-        g_loss = losses.g_nonsaturating_loss(g_scores.float())
+        g_loss = losses.g_nonsaturating_loss(g_scores.float()) + self.interpretable_loss()
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_loss)
         opt_g.step()
