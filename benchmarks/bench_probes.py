@@ -84,7 +84,7 @@ def measure(quick: bool, workdir: Path) -> dict:
     run = probes.history[0]
     return {"epoch_s": epoch_s, "probe_s": run["time_s"], "probe_times": run["probe_times"], "steps": len(timer.steps),
             "full_steps": full_steps, "step_median": step_median, "measured_epoch_s": timer.epoch_s,
-            "all_threads_s": all_threads_s, "threads": torch.get_num_threads(), "load": os.getloadavg()[0]}
+            "all_threads_s": all_threads_s, "threads": torch.get_num_threads(), "cpu_threads": cfg.get("cpu_threads"), "load": os.getloadavg()[0]}
 
 
 def run(quick: bool) -> list[dict]:
@@ -97,7 +97,7 @@ def run(quick: bool) -> list[dict]:
         {"name": "train_epoch_s (64px DCGAN, CPU)", "measured": round(m["epoch_s"], 2), "target": "-", "ok": True, "detail": how},
         {"name": "default_probes_s", "measured": round(m["probe_s"], 2), "target": "-", "ok": True, "detail": per_probe},
         {"name": "probes / epoch", "measured": round(ratio, 4), "target": "<= 0.10", "ok": ratio <= 0.10,
-         "detail": f"probes=default after epoch 0 (cpu_threads 1; training {m['threads']} threads), offline W&B logger; load avg {m['load']:.1f}"},
+         "detail": f"probes=default after epoch 0 (cpu_threads {m['cpu_threads']}; training {m['threads']} threads), offline W&B logger; load avg {m['load']:.1f}"},
         {"name": "probes / epoch, all threads", "measured": round(m["all_threads_s"] / m["epoch_s"], 4), "target": "-", "ok": True,
          "detail": f"the same probes with cpu_threads: null ({m['threads']} threads): {m['all_threads_s']:.2f}s"},
     ]
