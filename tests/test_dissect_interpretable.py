@@ -20,15 +20,6 @@ from gan_interp.train import build
 TINY = ["data=fake", "model.ngf=8", "model.ndf=8", "model.latent_dim=16", "logger=none"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny nets on a shared 2-core box: one intra-op thread avoids OpenMP oversubscription (~4x faster under load)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _planted_maps(n: int = 16, per_group: int = 4, side: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Maps ``[n, 3*per_group, side, side]``: group 0 a blob, 1 a row band, 2 a column band (per-sample position)."""
     g = torch.Generator().manual_seed(seed)

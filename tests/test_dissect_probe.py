@@ -15,15 +15,6 @@ from gan_interp.probes.registry import get_probe
 from gan_interp.probes.runner import run_probes
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny nets on a shared 2-core box: one intra-op thread avoids OpenMP oversubscription (~4x faster under load)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_dissection_probe_writes_json_figures_and_interventions(tmp_path):
     torch.manual_seed(0)
     model = DCGAN(latent_dim=16, ngf=8, ndf=8, resolution=32)

@@ -13,15 +13,6 @@ from gan_interp.dissect.segmenter import ColourSegmenter, NetSegmenter, build_se
 from gan_interp.errors import ConfigError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny nets on a shared 2-core box: one intra-op thread avoids OpenMP oversubscription (~4x faster under load)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_colour_segmenter_known_answers():
     img = torch.full((1, 3, 8, 8), -1.0)  # black
     img[0, :, :4, :4] = torch.tensor([1.0, -1.0, -1.0])[:, None, None]  # red

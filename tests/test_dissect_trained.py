@@ -11,7 +11,6 @@ import copy
 
 import lightning as L
 import pytest
-import torch
 
 from gan_interp.data import GANDataModule
 from gan_interp.data.sources import SyntheticPosterSource
@@ -19,15 +18,6 @@ from gan_interp.dissect.dissection import dissect
 from gan_interp.dissect.intervene import ace_curve
 from gan_interp.dissect.segmenter import build_segmenter
 from gan_interp.models import DCGAN
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny nets on a shared 2-core box: one intra-op thread avoids OpenMP oversubscription (~4x faster under load)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.mark.slow

@@ -17,15 +17,6 @@ from gan_interp.models.kgan import KGAN
 from gan_interp.train import train
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: the CI box has 2 shared cores and OpenMP spin-waits make tiny ops slow."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 TINY = ["model=kgan", "data=fake", "model.ngf=8", "model.ndf=8", "model.latent_dim=16", "logger=none", "callbacks=none"]
 
 

@@ -9,15 +9,6 @@ from scipy.stats import norm
 from gan_interp.metrics.c2st import c2st, c2st_p_value
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP hand-off overhead on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_p_value_is_the_normal_tail_with_variance_one_over_4n() -> None:
     assert c2st_p_value(0.5, 100) == pytest.approx(0.5)
     assert c2st_p_value(0.6, 100) == pytest.approx(norm.sf(2.0))  # sd = 1/(2*sqrt(100)) = 0.05

@@ -15,15 +15,6 @@ from gan_interp.metrics.features import build_feature_extractor, kmeans, train_d
 from gan_interp.metrics.fid import FeatureMetrics, fid_from_features, frechet_distance_gaussians
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP hand-off overhead on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch, tmp_path):
     """Any attempt to download weights fails the test; the hub cache is an empty temp dir."""

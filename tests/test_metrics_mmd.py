@@ -9,15 +9,6 @@ import torch
 from gan_interp.metrics.mmd import median_bandwidth, mmd2_unbiased, mmd_test
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP hand-off overhead on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _gauss(n: int, d: int, seed: int, shift: float = 0.0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, d, generator=g)

@@ -18,15 +18,6 @@ from gan_interp.metrics.quality import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP hand-off overhead on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _gray(x01: torch.Tensor) -> torch.Tensor:
     """[n, H, W] intensities in [0, 1] -> 1-channel images in [-1, 1]."""
     return (x01 * 2 - 1)[:, None]

@@ -11,15 +11,6 @@ from gan_interp.errors import ConfigError
 from gan_interp.models import partition as P
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: the CI box has 2 shared cores and OpenMP spin-waits make tiny ops slow."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _emd_plan(cost: torch.Tensor, caps: torch.Tensor) -> np.ndarray:
     n = cost.shape[0]
     return ot.emd(np.full(n, 1.0 / n), caps.double().numpy() / n, cost.numpy())

@@ -18,14 +18,6 @@ from gan_interp.train import train
 from gan_interp.wandb_offline import find_offline_runs, read_offline_run
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP hand-off overhead on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 TINY = ["data=fake", "model.ngf=8", "model.ndf=8", "model.latent_dim=8", "callbacks=none"]
 
 

@@ -18,14 +18,6 @@ from gan_interp.train import train
 from conftest import compose_config
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP hand-off overhead on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 TINY = ["data=fake", "model.ngf=8", "model.ndf=8", "model.latent_dim=16"]
 METRICS = ["metrics=default", "metrics.n=24", "metrics.metrics.c2st.epochs=1", "+metrics.metrics.c2st.min_steps=5",
            "metrics.metrics.mmd.n_permutations=20"]

@@ -11,15 +11,6 @@ from gan_interp.models import DCGAN
 from gan_interp.probes.activations import activations_probe, cka_across_models, cka_matrix, layer_activations, linear_cka, pooled
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP hand-off overhead on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def xy():
     g = torch.Generator().manual_seed(0)

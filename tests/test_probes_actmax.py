@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 from torch import nn
 
 from gan_interp.models import DCGAN
 from gan_interp.probes.actmax import actmax_probe, layer_scale, pixel_actmax, prior_actmax, total_variation, unit_objective
 from gan_interp.probes.adapters import frozen_parameters
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP hand-off overhead on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _model() -> DCGAN:

@@ -10,15 +10,6 @@ from gan_interp.models import DCGAN
 from gan_interp.probes.directions import directions_probe, ganspace_directions, pca, random_directions, sefa_directions, sefa_matrix, sefa_weight_for
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP hand-off overhead on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_sefa_directions_are_orthonormal_eigenvectors_of_ata():
     model = DCGAN(latent_dim=16, ngf=8, ndf=8, resolution=32)
     weight, space = sefa_weight_for(model)

@@ -23,15 +23,6 @@ SMALL = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP hand-off overhead on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _needs(module: str):
     return pytest.mark.skipif(importlib.util.find_spec(module) is None, reason=f"{module} is not written yet")
 

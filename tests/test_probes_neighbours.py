@@ -11,15 +11,6 @@ from gan_interp.probes.members import members_probe
 from gan_interp.probes.neighbours import chunks_of, medoid, nearest_neighbours
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP hand-off overhead on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("chunk", [1, 3, 7, 1000])
 def test_chunked_nearest_neighbours_match_brute_force(chunk):
     g = torch.Generator().manual_seed(0)

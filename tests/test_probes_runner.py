@@ -16,14 +16,6 @@ from gan_interp.probes.registry import PROBES, get_probe, register_probe
 from gan_interp.probes.runner import normalize_probes_cfg, run_probes
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP hand-off overhead on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 SMALL = {
     "saliency": {"n": 3, "nt_samples": 2},
     "activations": {"n": 4, "max_channels": 4, "grid_layers": ["block0"]},

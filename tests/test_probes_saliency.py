@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import torch
 
 from gan_interp.models import DCGAN
 from gan_interp.probes.saliency import concept_shares, saliency_maps, saliency_probe, smoothgrad
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP hand-off overhead on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _corr(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -11,15 +11,6 @@ from gan_interp.models import DCGAN
 from gan_interp.probes.traversals import freeze_and_resample, lerp, per_layer_mix, slerp, step_changes, traversal_probe_dims, traversals_probe, traverse_dim
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP hand-off overhead on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def z0() -> torch.Tensor:
     return torch.randn(10, generator=torch.Generator().manual_seed(0))

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from conftest import compose_config
 from PIL import Image
 
@@ -21,14 +20,6 @@ from gan_interp.report_data import collect_run, find_runs
 from gan_interp.train import train
 from gan_interp.wandb_offline import OfflineRun
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP hand-off overhead on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 TINY = ["data=fake", "model.ngf=8", "model.ndf=8", "model.latent_dim=16"]
 IMG_RE = re.compile(r"<img [^>]*src=\"([^\"]*)\"")

@@ -16,15 +16,6 @@ from gan_interp.models.stylegan_lite import StyleGANLite
 from gan_interp.train import build, train
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: the CI box has 2 shared cores and OpenMP spin-waits make tiny ops slow."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 TINY = ["model=stylegan_lite", "data=fake", "model.latent_dim=16", "model.w_dim=16", "model.channel_base=256",
         "model.channel_max=16", "logger=none", "callbacks=none"]
 
