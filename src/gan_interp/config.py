@@ -72,6 +72,9 @@ def validate_config(cfg: DictConfig) -> None:
     if name not in MODEL_REGISTRY:
         raise ConfigError(f"model.name={name!r} is not a known model; choose one of: {', '.join(MODEL_REGISTRY)}")
     _check_learning_rates(cfg.model)
+    threads = cfg.get("threads")
+    if threads is not None and int(_number(cfg, "threads", threads, int)) < 1:
+        raise ConfigError(f"threads={threads} must be >= 1 (or null for torch's default)")
 
     resolution = int(_number(cfg, "data.resolution", cfg.data.get("resolution"), int))
     supported = model_class(name).supported_resolutions

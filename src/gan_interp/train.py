@@ -13,12 +13,14 @@ import json
 import logging
 import math
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -53,6 +55,8 @@ def _default_group(cfg: DictConfig) -> str:
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Validate the config and instantiate data, model and trainer (with callbacks and loggers)."""
     validate_config(cfg)
+    if cfg.get("threads"):  # e.g. threads=1 for parallel CPU sweep jobs (no oversubscription)
+        torch.set_num_threads(int(cfg.threads))
     with open_dict(cfg):
         if cfg.get("group") is None:
             cfg.group = _default_group(cfg)
@@ -79,10 +83,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     for lg in trainer.loggers:
         lg.log_hyperparams(resolved)
     try:
+        started = time.perf_counter()
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        fit_seconds = time.perf_counter() - started
         datamodule.save_split(run_dir)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         metrics["g_steps"] = float(model.g_steps)
+        metrics["fit_seconds"] = fit_seconds  # wall time of trainer.fit (training + callbacks: probes, metrics)
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
     except BaseException:
         finish_wandb(exit_code=1)
