@@ -53,3 +53,31 @@ def test_slurm_launcher_config_is_documented():
     cfg = yaml.safe_load(text)
     assert cfg["defaults"] == ["submitit_slurm"] and cfg["gpus_per_node"] == 1
     assert "pip install -e .[slurm]" in text
+
+
+def test_ddp_config_trains_with_two_cpu_processes(tmp_path):
+    """trainer=ddp through the CLI, 2 gloo processes on CPU: one run dir, rank-zero files, loadable checkpoint."""
+    import json
+
+    import torch
+
+    run = tmp_path / "run"
+    proc = _cli(["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true",
+                 "trainer.sync_batchnorm=false", *[a for a in TINY if a not in ("callbacks=none", "trainer.max_epochs=1")], "~callbacks.rich_progress_bar",
+                 "trainer.max_epochs=2", "logger=csv", "probes=activations",
+                 f"hydra.run.dir={run}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    # fake data: 48 training images, batch 64 split over 2 ranks -> 1 batch per rank per epoch
+    assert metrics["g_steps"] == 2.0
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["epoch"] == 1 and "state_dict" in ckpt
+    assert (run / "probes" / "epoch_000" / "activations" / "summary.json").is_file()
+    assert not (run / "failure.json").exists()
+
+
+def test_ddp_on_cpu_with_sync_batchnorm_is_a_one_line_error(tmp_path):
+    proc = _cli(["trainer=ddp", "trainer.accelerator=cpu", *TINY, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: trainer.sync_batchnorm=true needs GPUs; with trainer.accelerator=cpu set trainer.sync_batchnorm=false")

@@ -98,6 +98,8 @@ def validate_config(cfg: DictConfig) -> None:
             f"trainer.precision={precision} is unsafe for {name} (gradient penalty needs double backward); "
             "use trainer.precision=32-true or bf16-mixed"
         )
+    if trainer.get("sync_batchnorm") and str(trainer.get("accelerator", "auto")) == "cpu":
+        raise ConfigError("trainer.sync_batchnorm=true needs GPUs; with trainer.accelerator=cpu set trainer.sync_batchnorm=false")
     max_epochs = trainer.get("max_epochs")
     if max_epochs is not None and int(_number(cfg, "trainer.max_epochs", max_epochs, int)) not in (-1,) and int(max_epochs) < 1:
         raise ConfigError(f"trainer.max_epochs={max_epochs} must be >= 1 (or -1 for no limit)")

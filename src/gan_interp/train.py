@@ -79,18 +79,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
     run_dir = preflight_output_dir(cfg.paths.output_dir, float(cfg.get("min_free_disk_mb", 0)))
     datamodule, model, trainer = build(cfg)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    (run_dir / "config_resolved.json").write_text(json.dumps(resolved, indent=1, default=str))
+    if trainer.is_global_zero:  # DDP: every rank runs this function; one writes the run files
+        (run_dir / "config_resolved.json").write_text(json.dumps(resolved, indent=1, default=str))
     for lg in trainer.loggers:
         lg.log_hyperparams(resolved)
     try:
         started = time.perf_counter()
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         fit_seconds = time.perf_counter() - started
-        datamodule.save_split(run_dir)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         metrics["g_steps"] = float(model.g_steps)
         metrics["fit_seconds"] = fit_seconds  # wall time of trainer.fit (training + callbacks: probes, metrics)
-        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        if trainer.is_global_zero:
+            datamodule.save_split(run_dir)
+            (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
     except BaseException:
         finish_wandb(exit_code=1)
         raise
