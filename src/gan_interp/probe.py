@@ -32,7 +32,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gan_interp.config import check_group_choices
-from gan_interp.errors import ConfigError, GanInterpError
+from gan_interp.errors import ConfigError, one_line_errors
 from gan_interp.paths import config_dir
 
 log = logging.getLogger(__name__)
@@ -53,13 +53,19 @@ def _import_global(name: str) -> Any:
     return getattr(__import__(module, fromlist=[attr]), attr)
 
 
+def checkpoint_file(path: str | Path) -> Path:
+    """``path`` as an existing file, or a one-line :class:`ConfigError` naming it."""
+    p = Path(str(path)).expanduser()
+    if not p.is_file():
+        raise ConfigError(f"ckpt_path={path} does not exist; pass a checkpoint file such as <run>/checkpoints/last.ckpt")
+    return p
+
+
 def load_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
     """Read a Lightning checkpoint safely (see module doc); one-line :class:`ConfigError` if unusable."""
     import torch  # (imported lazily: the CLI's argument errors come back instantly)
 
-    p = Path(str(path)).expanduser()
-    if not p.is_file():
-        raise ConfigError(f"ckpt_path={path} does not exist; pass a checkpoint file such as <run>/checkpoints/last.ckpt")
+    p = checkpoint_file(path)
     if trust:
         return torch.load(p, map_location="cpu", weights_only=False)
     try:
@@ -203,30 +209,21 @@ def probe_checkpoint(cfg: DictConfig, explicit_paths: set[str] | None = None) ->
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="probe")
 def hydra_main(cfg: DictConfig) -> None:
-    try:
+    with one_line_errors(log):
         result = probe_checkpoint(cfg)
-    except GanInterpError as exc:
-        log.error("%s", exc)
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
     print(json.dumps({k: v for k, v in result.items() if k != "probes"}, indent=1, default=str))
 
 
 def main() -> None:
     """Console entry: one-line errors for bad group choices and a missing checkpoint, then Hydra."""
     argv = sys.argv[1:]
-    try:
+    with one_line_errors():
         check_group_choices(argv, config_dir())
         for arg in argv:
             if arg.startswith("ckpt_path="):
-                value = arg.split("=", 1)[1]
-                if not value or not Path(value).expanduser().is_file():
-                    raise ConfigError(f"ckpt_path={value} does not exist; pass a checkpoint file such as <run>/checkpoints/last.ckpt")
+                checkpoint_file(arg.split("=", 1)[1])
         if not any(a.startswith("ckpt_path=") for a in argv) and not any(a.startswith("-") for a in argv):
             raise ConfigError("ckpt_path is required: python -m gan_interp.probe ckpt_path=<run>/checkpoints/last.ckpt")
-    except GanInterpError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
     hydra_main()
 
 

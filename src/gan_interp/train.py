@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gan_interp.callbacks.guards import preflight_output_dir
 from gan_interp.config import check_group_choices, validate_config
-from gan_interp.errors import GanInterpError
+from gan_interp.errors import GanInterpError, exit_with_error, one_line_errors
 from gan_interp.logging_utils import finish_wandb
 from gan_interp.paths import config_dir
 
@@ -146,9 +146,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
             log.error("job failed (%s: %s); recorded in %s; the sweep goes on", type(exc).__name__, exc, where)
             return math.nan
         if isinstance(exc, GanInterpError):
-            log.error("%s", exc)
-            print(f"error: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
+            exit_with_error(exc, log)
         raise
     finally:
         finish_wandb()
@@ -174,14 +172,11 @@ def _output_dir_from_argv(argv: list[str]) -> tuple[Path, float] | None:
 
 def main() -> None:
     """Console entry: one-line checks of group choices and the output dir, then Hydra."""
-    try:
+    with one_line_errors():
         check_group_choices(sys.argv[1:], config_dir())
         found = _output_dir_from_argv(sys.argv[1:])
         if found is not None:
             preflight_output_dir(*found)
-    except GanInterpError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
     hydra_main()
 
 
