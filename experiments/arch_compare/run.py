@@ -85,13 +85,12 @@ def collect(sweep_dir: Path, out: Path) -> None:
         runs = []
         for d in dirs:
             cfg = study.resolved_config(d)
-            final = study.read_json(d / "metrics.json", {})
-            hist = study.epoch_metrics(d)
-            probes = study.probe_summaries(d)
+            job = study.read_job(d)
+            probes = study.probe_summaries(job)
             last = max(probes) if probes else None
             last_epoch = max(last_epoch, int(cfg.trainer.max_epochs) - 1)
-            runs.append({"job": d.name, "seed": int(cfg.seed), "fit_seconds": final.get("fit_seconds"),
-                         "g_steps": final.get("g_steps"), "metrics": hist, **parameter_counts(d),
+            runs.append({"job": d.name, "seed": int(cfg.seed), "fit_seconds": job.final.get("fit_seconds"),
+                         "g_steps": job.final.get("g_steps"), "metrics": job.metric_history, **parameter_counts(d),
                          "probes": study.probe_readings(probes[last]) if last is not None else {}})
         histories[model] = [r["metrics"] for r in runs]
         data["models"][model] = runs

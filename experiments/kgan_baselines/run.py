@@ -17,6 +17,7 @@ images over all cells (purity near the cell weight 1/k).
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def partition_history(run_dir: Path) -> list[dict]:
     """Per epoch: cell sizes, OT cost (partition.json) and the share of training rows that changed cell."""
     out, previous = [], None
     for f in sorted((run_dir / "kgan").glob("epoch_*/partition.json")):
-        info = study.read_json(f)
+        info = json.loads(f.read_text())
         epoch = int(info["epoch"])
         ckpt = run_dir / "checkpoints" / f"epoch_{epoch:03d}.ckpt"
         moved = math.nan
@@ -104,12 +105,12 @@ def medoid_figure(jobs: list[tuple[str, Path]], out: Path) -> None:
 
 def job_record(d: Path) -> dict:
     """Everything the tables need from one job."""
-    final = study.read_json(d / "metrics.json", {})
-    probes = study.probe_summaries(d)
+    job = study.read_job(d)
+    probes = study.probe_summaries(job)
     members = probes[max(probes)].get("members", {}) if probes else {}
-    return {"job": d.name, "seed": int(study.resolved_config(d).seed), "metrics": study.epoch_metrics(d),
+    return {"job": d.name, "seed": int(study.resolved_config(d).seed), "metrics": job.metric_history,
             "specialisation": specialisation(d), "partition": partition_history(d), "members_probe": members,
-            "fit_seconds": final.get("fit_seconds"), "g_steps": final.get("g_steps")}
+            "fit_seconds": job.final.get("fit_seconds"), "g_steps": job.final.get("g_steps")}
 
 
 def collect(sweep_dir: Path, out: Path) -> None:

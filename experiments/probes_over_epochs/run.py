@@ -102,13 +102,13 @@ def collect(sweep_dir: Path, out: Path) -> None:
     runs = []
     done, failed = study.completed_jobs(sweep_dir)
     for job in done:
-        cfg = study.resolved_config(job)
-        metrics = study.epoch_metrics(job)
-        probes = {e: study.probe_readings(s) for e, s in study.probe_summaries(job).items()}
-        cka_prev = {e: s.get("activations", {}).get("cka_vs_previous_epoch", {}) for e, s in study.probe_summaries(job).items()}
-        runs.append({"job": job.name, "seed": int(cfg.seed), "metrics": metrics, "probes": probes,
-                     "cka_to_final": cka_to_final(job), "cka_vs_previous_epoch": cka_prev,
-                     "fit_seconds": study.read_json(job / "metrics.json", {}).get("fit_seconds")})
+        cfg, data = study.resolved_config(job), study.read_job(job)
+        summaries = study.probe_summaries(data)
+        runs.append({"job": job.name, "seed": int(cfg.seed), "metrics": data.metric_history,
+                     "probes": {e: study.probe_readings(s) for e, s in summaries.items()},
+                     "cka_to_final": cka_to_final(job),
+                     "cka_vs_previous_epoch": {e: s.get("activations", {}).get("cka_vs_previous_epoch", {}) for e, s in summaries.items()},
+                     "fit_seconds": data.final.get("fit_seconds")})
     epochs = sorted(set.intersection(*(set(r["metrics"]) for r in runs))) if runs else []
     layers = list(runs[0]["cka_to_final"][epochs[0]]) if runs and epochs else []
     per_epoch: dict[int, dict[str, tuple[float, float]]] = {}

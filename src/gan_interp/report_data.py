@@ -207,13 +207,14 @@ def _read_images(run: RunData) -> None:
                 run.probes.setdefault(probe_dir.name, {})[label_dir.name] = {"images": images, "summary": summary}
 
 
-def collect_run(path: str | Path) -> RunData:
-    """Read one run dir (missing pieces are simply absent)."""
+def collect_run(path: str | Path, curves: bool = True) -> RunData:
+    """Read one run dir (missing pieces are simply absent); ``curves=False`` skips the CSV/W&B logs."""
     path = Path(path)
     run = RunData(path=path, name=path.name)
     _read_config(run)
     _read_metrics(run)
-    _read_curves(run)
+    if curves:
+        _read_curves(run)
     _read_images(run)
     if (path / "failure.json").is_file():
         try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import subprocess
 import sys
 import time
@@ -21,9 +20,11 @@ from typing import Any, Callable, Iterable, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
+from gan_interp.data.synthetic_posters import CONCEPTS as POSTER_CONCEPTS
 from gan_interp.errors import ConfigError
+from gan_interp.report_data import EPOCH_RE, RunData, collect_run
 
-CONCEPTS = ("stripes", "orb", "figure", "title_band", "letters", "frame")  # synthetic_posters, not background
+CONCEPTS = tuple(c for c in POSTER_CONCEPTS if c != "background")  # saliency concept ratios in the tables
 
 
 def launch_sweep(experiment: str, sweep_dir: Path, overrides: Sequence[str] = (), cwd: Path | None = None) -> None:
@@ -31,9 +32,8 @@ def launch_sweep(experiment: str, sweep_dir: Path, overrides: Sequence[str] = ()
     group = [] if any(o.startswith("group=") for o in overrides) else [f"group={experiment}-{time.strftime('%Y%m%d-%H%M%S')}"]
     cmd = [sys.executable, "-m", "gan_interp.train", "-m", f"experiment={experiment}",
            f"hydra.sweep.dir={sweep_dir}", *group, *overrides]  # one W&B group per launch of the study
-    env = {**os.environ, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline")}
     print("+", " ".join(cmd), flush=True)
-    done = subprocess.run(cmd, cwd=cwd, env=env, check=False)
+    done = subprocess.run(cmd, cwd=cwd, check=False)  # W&B online/offline: gan_interp.logging_utils.wandb_mode
     if done.returncode != 0:
         raise SystemExit(f"error: sweep {experiment} failed with exit code {done.returncode}; see the logs in {sweep_dir}")
 
@@ -73,26 +73,20 @@ def load_trained(run_dir: Path, ckpt: str = "last.ckpt") -> tuple[Any, Any]:
     return model.cpu().eval(), datamodule
 
 
-def read_json(path: Path, default: Any = None) -> Any:
-    path = Path(path)
-    return json.loads(path.read_text()) if path.is_file() else default
+def read_job(run_dir: Path) -> RunData:
+    """What a job wrote - final and per-epoch metrics, probe summaries - read by the review page's reader."""
+    return collect_run(run_dir, curves=False)
 
 
-def epoch_metrics(run_dir: Path) -> dict[int, dict[str, float]]:
-    """``{epoch: metric values}`` from ``metrics/epoch_XXX.json`` (MetricsCallback)."""
-    out = {}
-    for f in sorted((Path(run_dir) / "metrics").glob("epoch_*.json")):
-        out[int(f.stem.split("_")[1])] = read_json(f)["values"]
-    return out
-
-
-def probe_summaries(run_dir: Path) -> dict[int, dict[str, dict[str, Any]]]:
-    """``{epoch: {probe: summary.json}}`` from ``probes/epoch_XXX/<probe>/summary.json``."""
+def probe_summaries(run: RunData) -> dict[int, dict[str, dict[str, Any]]]:
+    """``{epoch: {probe: summary.json}}`` of the ``probes/epoch_XXX/`` folders of a job."""
     out: dict[int, dict[str, dict[str, Any]]] = {}
-    for d in sorted((Path(run_dir) / "probes").glob("epoch_*")):
-        epoch = int(d.name.split("_")[1])
-        out[epoch] = {s.parent.name: read_json(s) for s in sorted(d.glob("*/summary.json"))}
-    return out
+    for probe, labels in run.probes.items():
+        for label, item in labels.items():
+            m = EPOCH_RE.fullmatch(label)
+            if m and item["summary"]:
+                out.setdefault(int(m.group(1)), {})[probe] = item["summary"]
+    return dict(sorted(out.items()))
 
 
 def mean_sd(values: Iterable[float | None]) -> tuple[float, float]:
