@@ -113,6 +113,20 @@ class GANModule(L.LightningModule):
         self.log_dict({f"train/interp_{k}": v for k, v in parts.items()}, on_step=True, on_epoch=False)
         return loss
 
+    def log_adversarial_step(self, d_loss: Tensor, g_loss: Tensor, real_scores: Tensor, fake_scores: Tensor) -> None:
+        """Per-step and per-epoch losses and mean D(x) = sigmoid(score) on real / fake (non-saturating GANs)."""
+        self.log_dict(
+            {
+                "train/d_loss": d_loss.detach(),
+                "train/g_loss": g_loss.detach(),
+                "train/d_real": torch.sigmoid(real_scores.detach().float()).mean(),
+                "train/d_fake": torch.sigmoid(fake_scores.detach().float()).mean(),
+            },
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+        )
+
     # -- checkpoint state ------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["g_steps"] = self.g_steps

@@ -136,14 +136,4 @@ class DCGAN(GANModule):
         self.untoggle_optimizer(opt_g)
         self.finish_generator_step()
 
-        self.log_dict(
-            {
-                "train/d_loss": d_loss.detach(),
-                "train/g_loss": g_loss.detach(),
-                "train/d_real": torch.sigmoid(real_scores.detach()).mean(),
-                "train/d_fake": torch.sigmoid(fake_scores.detach()).mean(),
-            },
-            on_step=True,
-            on_epoch=True,
-            prog_bar=True,
-        )
+        self.log_adversarial_step(d_loss, g_loss, real_scores, fake_scores)

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from gan_interp.errors import ConfigError
+from gan_interp.models.base import init_dcgan_weights
 
 ARCHES = ("thesis", "dcgan")
 
@@ -107,17 +108,6 @@ def make_critic(
     return StagedNet(stages)
 
 
-def init_member_weights(module: nn.Module) -> None:
-    """N(0, 0.02) conv/linear weights, zero biases, BN gamma ~ N(1, 0.02) (DCGAN init)."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-        nn.init.normal_(module.weight, 0.0, 0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
-        nn.init.normal_(module.weight, 1.0, 0.02)
-        nn.init.zeros_(module.bias)
-
-
 class Member(nn.Module):
     """One generator/critic pair of the ensemble."""
 
@@ -125,7 +115,7 @@ class Member(nn.Module):
         super().__init__()
         self.generator = make_generator(arch, latent_dim, ngf, channels, resolution)
         self.discriminator = make_critic(arch, ndf, channels, resolution)
-        self.apply(init_member_weights)
+        self.apply(init_dcgan_weights)
 
     def critic_scores(self, x: Tensor) -> Tensor:
         """Raw critic scores ``[n]``."""

@@ -377,17 +377,7 @@ class StyleGANLite(GANModule):
         self.update_ema(self.ema_beta(n))
         self.finish_generator_step()
 
-        self.log_dict(
-            {
-                "train/d_loss": d_loss.detach(),
-                "train/g_loss": g_loss.detach(),
-                "train/d_real": torch.sigmoid(real_scores.detach().float()).mean(),
-                "train/d_fake": torch.sigmoid(fake_scores.detach().float()).mean(),
-            },
-            on_step=True,
-            on_epoch=True,
-            prog_bar=True,
-        )
+        self.log_adversarial_step(d_loss, g_loss, real_scores, fake_scores)
 
     # -- checkpoint --------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
