@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import hydra
 import matplotlib
 
 matplotlib.use("Agg")
@@ -31,7 +32,7 @@ METRIC_COLS = {  # results column -> metrics key
 
 
 def parameter_counts(run_dir: Path) -> dict[str, float]:
-    model, _ = study.load_trained(run_dir)
+    model = hydra.utils.instantiate(study.resolved_config(run_dir).model)  # the counts need no weights
     if hasattr(model, "members"):  # k-GAN: the generators / critics of all k members
         g = sum(p.numel() for m in model.members for p in m.generator.parameters())
         d = sum(p.numel() for m in model.members for p in m.discriminator.parameters())

@@ -53,9 +53,15 @@ def cka_to_final(run_dir: Path) -> dict[int, dict[str, float]]:
     cfg = study.resolved_config(run_dir)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)  # the initial weights, seeded as build() does
     initial = hydra.utils.instantiate(cfg.model).eval()
-    for epoch, model in [(-1, initial), *((int(c.stem.split("_")[1]), c) for c in ckpts)]:
-        if isinstance(model, Path):
-            model, _ = study.load_trained(run_dir, model.name)
+    epoch_of = lambda ckpt: int(ckpt.stem.split("_")[1])  # noqa: E731
+
+    def models():  # (epoch, model), loaded one at a time; the final model is already in memory
+        yield -1, initial
+        for ckpt in ckpts[:-1]:
+            yield epoch_of(ckpt), study.load_trained(run_dir, ckpt.name)[0]
+        yield epoch_of(ckpts[-1]), final
+
+    for epoch, model in models():
         row = {}
         for side, inputs, tag in (("generator", z, "G"), ("discriminator", x, "D")):
             mat, rows, cols = cka_across_models(model, final, inputs, side=side)
