@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv install train test test-slow bench clean-venv
+.PHONY: venv install train test test-slow lint format bench clean-venv
 
 venv: $(STAMP)
 
@@ -23,6 +23,14 @@ train: venv
 
 test: venv
 	$(PY) -m pytest -q $(ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 test-slow: venv
 	$(PY) -m pytest -q -m slow $(ARGS)

@@ -57,3 +57,13 @@ def _offline_wandb(monkeypatch):
     from gan_interp.logging_utils import finish_wandb
 
     finish_wandb()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` run only where CUDA is present (skipped with a reason elsewhere)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (marker: gpu)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -13,7 +13,9 @@ import pytest
 from PIL import Image
 
 from gan_interp.data import download as dl
+from gan_interp import io as gan_io
 from gan_interp.errors import DataError
+from gan_interp.io import TMP_MARK
 
 FAST = dict(workers=4, retries=3, timeout=5.0, backoff=0.01)
 
@@ -139,7 +141,7 @@ def _failures(out: Path) -> dict[str, tuple[str, int]]:
 
 
 def _leftovers(out: Path) -> list[str]:
-    return [p.name for p in out.iterdir() if p.name.endswith(dl.TMP_SUFFIX) or p.name.startswith(".")]
+    return [p.name for p in out.iterdir() if TMP_MARK in p.name or p.name.startswith(".")]
 
 
 def test_first_run_saves_valid_posters_and_records_failures(server, movie_csv, tmp_path):
@@ -206,7 +208,7 @@ def test_empty_existing_file_is_redownloaded_and_stale_temp_removed(server, tmp_
     out = tmp_path / "posters"
     out.mkdir()
     (out / "1.jpg").write_bytes(b"")
-    (out / ".1.abc123.part").write_bytes(b"partial")  # left by a killed run
+    (out / f".1.jpg{TMP_MARK}abc123").write_bytes(b"partial")  # left by a killed run
     report = dl.download_posters(csv_path, out, **FAST)
     assert (report.downloaded, report.skipped) == (1, 0)
     assert (out / "1.jpg").read_bytes() == RGB
@@ -223,8 +225,8 @@ def test_failed_write_leaves_no_partial_file(server, tmp_path, monkeypatch):
             raise OSError("disk full")
         return real_replace(src, dst)
 
-    real_replace = dl.os.replace
-    monkeypatch.setattr(dl.os, "replace", boom)
+    real_replace = gan_io.os.replace
+    monkeypatch.setattr(gan_io.os, "replace", boom)
     report = dl.download_posters(csv_path, out, **FAST)
     assert report.failed == 1 and "disk full" in report.failures[0].reason
     assert not (out / "1.jpg").exists()

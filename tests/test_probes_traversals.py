@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -48,6 +49,42 @@ def test_lerp_and_slerp(z0):
     a, b = z0 / z0.norm() * 3, z1 / z1.norm() * 3  # equal norms: slerp stays on the sphere
     assert torch.allclose(slerp(a, b, torch.linspace(0, 1, 9)).norm(dim=1), torch.full((9,), 3.0), atol=1e-4)
     assert torch.allclose(slerp(a, a, t), a.expand(5, -1))  # parallel endpoints fall back to lerp
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_slerp_known_answers_parallel_and_antipodal(dtype):
+    z = torch.tensor([3.0, -4.0, 12.0], dtype=dtype)
+    t = torch.linspace(0, 1, 5, dtype=dtype)
+    assert torch.allclose(slerp(z, z, t), z.expand(5, -1))  # parallel: constant
+    assert torch.allclose(slerp(z, 2 * z, t), (1 + t)[:, None] * z)  # parallel, other norm: lerp
+    anti = slerp(z, -z, t)  # antipodal: no unique great circle -> lerp, (1 - 2t) z
+    assert torch.allclose(anti, (1 - 2 * t)[:, None] * z, atol=1e-6)
+    assert anti.dtype == dtype
+    assert torch.allclose(slerp(torch.zeros(3, dtype=dtype), z, t), t[:, None] * z)  # zero endpoint: lerp
+
+
+@pytest.mark.parametrize("dtype,s", [(torch.float32, 2.0**-10), (torch.float64, 2.0**-20)])
+def test_slerp_near_antipodal_follows_the_great_circle(dtype, s):
+    # u = e1, v = (-1, s): exactly representable, angle w = pi - atan(s) (nearly antipodal), |v| = sqrt(1 + s^2).
+    # Shoemake's slerp(t) = (sin((1-t) w) u + sin(t w) v) / sin(w), written out with v = |v| (cos w e1 + sin w e2):
+    w, nv = math.pi - math.atan(s), math.sqrt(1 + s * s)
+    t = torch.linspace(0, 1, 9, dtype=torch.float64)
+    e1 = (torch.sin((1 - t) * w) + nv * torch.sin(t * w) * math.cos(w)) / math.sin(w)
+    expected = torch.stack([e1, nv * torch.sin(t * w), torch.zeros_like(t)], 1)
+    u, v = torch.tensor([1.0, 0.0, 0.0], dtype=dtype), torch.tensor([-1.0, s, 0.0], dtype=dtype)
+    got = slerp(u, v, t.to(dtype))
+    assert got.dtype == dtype
+    assert torch.allclose(got.double(), expected, atol=1e-5)
+    assert float(got.double().norm(dim=1).max()) < 1.001  # near the unit circle, never blows up
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_slerp_orthogonal_quarter_circle(dtype):
+    e1, e2 = torch.eye(2, dtype=dtype)
+    t = torch.tensor([0.0, 1 / 3, 0.5, 1.0], dtype=dtype)
+    got = slerp(2 * e1, 2 * e2, t)
+    expected = 2 * torch.stack([torch.cos(t * math.pi / 2), torch.sin(t * math.pi / 2)], 1)
+    assert torch.allclose(got, expected, atol=1e-6)
 
 
 def test_per_layer_mix_moves_one_layer_only():

@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from gan_interp import study
 from gan_interp.config import validate_config
 from gan_interp.errors import ConfigError
+from gan_interp.io import jsonable
 from gan_interp.paths import config_dir
 from gan_interp.train import build
 
@@ -87,11 +88,12 @@ def test_mean_sd_fmt_and_tables_known_answers():
     assert study.mean_sd([4.0, None, math.nan]) == (4.0, 0.0)
     m, s = study.mean_sd([])
     assert math.isnan(m) and math.isnan(s)
-    assert study.fmt((0.25, 0.05)) == "0.250 ± 0.050"
+    assert study.fmt(study.MeanSD(0.25, 0.05)) == "0.250 ± 0.050"
     assert study.fmt(12345.0) == "1.23e+04" and study.fmt(0.5) == "0.500" and study.fmt(math.nan) == "n/a"
-    table = study.md_table([{"a": 1, "b": (1.0, 0.5)}, {"a": "x"}], ["a", "b"])
+    table = study.md_table([{"a": 1, "b": study.MeanSD(1.0, 0.5)}, {"a": "x"}], ["a", "b"])
     assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | 1.000 ± 0.500 |", "| x |  |"]
-    assert study.jsonable({"v": (1.0, math.nan), "w": [math.inf]}) == {"v": {"mean": 1.0, "sd": None}, "w": [None]}
+    expected = {"v": {"mean": 1.0, "sd": None}, "w": [None], "pair": [1.0, 2.0]}
+    assert jsonable({"v": study.MeanSD(1.0, math.nan), "w": [math.inf], "pair": (1.0, 2.0)}) == expected
 
 
 def test_job_dirs_sorts_by_job_number_and_names_an_empty_sweep(tmp_path):

@@ -16,12 +16,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
 from gan_interp.data.synthetic_posters import CONCEPTS as POSTER_CONCEPTS
 from gan_interp.errors import ConfigError
+from gan_interp.io import write_json, write_text
 from gan_interp.report_data import EPOCH_RE, RunData, collect_run
 
 CONCEPTS = tuple(c for c in POSTER_CONCEPTS if c != "background")  # saliency concept ratios in the tables
@@ -89,18 +90,25 @@ def probe_summaries(run: RunData) -> dict[int, dict[str, dict[str, Any]]]:
     return dict(sorted(out.items()))
 
 
-def mean_sd(values: Iterable[float | None]) -> tuple[float, float]:
+class MeanSD(NamedTuple):
+    """A mean and a sample standard deviation (``results.json``: ``{"mean": .., "sd": ..}``)."""
+
+    mean: float
+    sd: float
+
+
+def mean_sd(values: Iterable[float | None]) -> MeanSD:
     """Mean and sample standard deviation of the finite values (nan, nan if none; sd 0 for one)."""
     xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     if not xs:
-        return math.nan, math.nan
+        return MeanSD(math.nan, math.nan)
     m = sum(xs) / len(xs)
     sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
-    return m, sd
+    return MeanSD(m, sd)
 
 
 def fmt(value: Any, digits: int = 3) -> str:
-    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, float) for v in value):
+    if isinstance(value, MeanSD):
         m, sd = value
         if math.isnan(m):
             return "n/a"
@@ -123,19 +131,6 @@ def md_table(rows: Sequence[dict[str, Any]], cols: Sequence[str], digits: int = 
     return "\n".join(lines)
 
 
-def jsonable(value: Any) -> Any:
-    """(mean, sd) tuples -> {"mean", "sd"}; NaN -> None, recursively (for results.json)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, float) for v in value):
-        return {"mean": jsonable(value[0]), "sd": jsonable(value[1])}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def write_results(here: Path, title: str, sections: Sequence[tuple[str, str]], data: dict[str, Any]) -> None:
     """``results.md`` (title + (caption, markdown) sections) and ``results.json`` next to a study script."""
     if data.get("failed_jobs"):
@@ -143,8 +138,8 @@ def write_results(here: Path, title: str, sections: Sequence[tuple[str, str]], d
     text = [f"# {title}", ""]
     for caption, body in sections:
         text += [caption, "", body, ""]
-    (here / "results.md").write_text("\n".join(text))
-    (here / "results.json").write_text(json.dumps(jsonable(data), indent=1))
+    write_text(here / "results.md", "\n".join(text))
+    write_json(data, here / "results.json")
 
 
 def finish_study(out: Path, sweep_dir: Path, title: str, sections: Sequence[tuple[str, str]], data: dict[str, Any]) -> None:

@@ -17,9 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +26,7 @@ import numpy as np
 
 from gan_interp.data.decode import DecodeFailure, decode_image_file
 from gan_interp.data.sources import ArraySource, FileSource, ImageSource
+from gan_interp.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -118,23 +116,13 @@ def build_cache(source: ImageSource, cache_dir: Path, resolution: int, channels:
     entry = cache_dir / cache_key(source, resolution, channels, aspect)
     if (entry / "meta.json").is_file():
         return entry
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=cache_dir))
-    try:
+    with atomic_path(entry, directory=True) as tmp:  # another process finishing first: theirs is kept
         if isinstance(source, FileSource):
             meta = _decode_files(source, tmp, resolution, channels, aspect, workers)
         else:
             meta = _store_arrays(source, tmp, resolution, channels)
         meta.update(source=source.name, resolution=resolution, channels=channels, aspect=aspect)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        try:
-            os.replace(tmp, entry)
-        except OSError:  # another process finished the same entry first: keep theirs
-            if not (entry / "meta.json").is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return entry
 
 

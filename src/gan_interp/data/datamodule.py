@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from gan_interp.data.cache import CachedImages, build_cache, load_cache
 from gan_interp.data.decode import check_aspect
 from gan_interp.data.sources import ImageSource
 from gan_interp.errors import ConfigError
+from gan_interp.io import write_json
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +166,7 @@ class GANDataModule(L.LightningDataModule):
             self.split = json.loads(split_file.read_text())
         else:
             self.split = make_split(len(self.data), self.val_fraction, self.test_fraction, self.split_seed)
-            tmp = split_file.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps(self.split))
-            os.replace(tmp, split_file)
+            write_json(self.split, split_file, indent=None)
         log.info("data %s: %s images (train %d / val %d / test %d), cache %s", self.name, len(self.data),
                  len(self.split["train"]), len(self.split["val"]), len(self.split["test"]), entry)
 

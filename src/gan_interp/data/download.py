@@ -17,7 +17,6 @@ import io
 import logging
 import os
 import re
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -29,12 +28,12 @@ from typing import Sequence
 from PIL import Image
 
 from gan_interp.errors import ConfigError, DataError, GanInterpError
+from gan_interp.io import TMP_MARK, write_bytes, write_text
 
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("imdbId", "Poster")
 FAILURES_FILE = "failures.csv"
-TMP_SUFFIX = ".part"
 USER_AGENT = "gan-interp-poster-downloader/0.1 (+python urllib)"
 _ID_RE = re.compile(r"[A-Za-z0-9_-]+")  # imdbIds become file names: never let one escape <out>
 
@@ -143,18 +142,6 @@ def fetch(opener: urllib.request.OpenerDirector, url: str, timeout: float) -> by
         raise FetchError(f"network: {type(exc).__name__}: {exc}", retry=True) from exc
 
 
-def write_atomic(dest: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file next to ``dest``, then ``os.replace`` it into place."""
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.stem}.", suffix=TMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def download_one(opener: urllib.request.OpenerDirector, imdb_id: str, url: str, dest: Path,
                  retries: int, timeout: float, backoff: float) -> Failure | None:
     """Fetch, validate and save one poster, retrying transient errors; ``None`` on success."""
@@ -162,7 +149,7 @@ def download_one(opener: urllib.request.OpenerDirector, imdb_id: str, url: str, 
         try:
             data = fetch(opener, url, timeout)
             validate_image(data)
-            write_atomic(dest, data)
+            write_bytes(dest, data)
             return None
         except FetchError as exc:
             if not exc.retry or attempt > retries:
@@ -180,7 +167,7 @@ def write_failures(out_dir: Path, failures: Sequence[Failure]) -> Path:
     writer = csv.writer(buf)
     writer.writerow(["imdbId", "url", "reason", "attempts"])
     writer.writerows([f.imdb_id, f.url, f.reason, f.attempts] for f in failures)
-    write_atomic(out_dir / FAILURES_FILE, buf.getvalue().encode("utf-8"))
+    write_text(out_dir / FAILURES_FILE, buf.getvalue())
     return out_dir / FAILURES_FILE
 
 
@@ -226,7 +213,7 @@ def download_posters(csv_path: str | os.PathLike, out_dir: str | os.PathLike, wo
     rows, no_url, duplicates = read_poster_rows(Path(csv_path), limit)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(f".*{TMP_SUFFIX}"):
+    for stale in out.glob(f".*{TMP_MARK}*"):  # temp files of an interrupted earlier run
         stale.unlink(missing_ok=True)
     report = DownloadReport(no_url=no_url, duplicates=duplicates)
     results: dict[int, Failure | None] = {}

@@ -34,6 +34,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
 from gan_interp.errors import ConfigError
+from gan_interp.kmeans import kmeans_pp
 
 
 def normalise_maps(feats: Tensor, eps: float = 1e-8) -> Tensor:
@@ -43,18 +44,6 @@ def normalise_maps(feats: Tensor, eps: float = 1e-8) -> Tensor:
 
 
 # -- Gaussian mixture over filters -----------------------------------------------------------------
-def _kmeans_pp(x: Tensor, c: int, gen: torch.Generator) -> Tensor:
-    """k-means++ seeding: ``c`` rows of ``x`` spread out by squared distance."""
-    idx = [int(torch.randint(0, x.shape[0], (1,), generator=gen))]
-    d2 = ((x - x[idx[0]]) ** 2).sum(1)
-    for _ in range(1, c):
-        p = d2 / d2.sum() if d2.sum() > 0 else torch.full_like(d2, 1.0 / len(d2))
-        nxt = int(torch.multinomial(p.float(), 1, generator=gen))
-        idx.append(nxt)
-        d2 = torch.minimum(d2, ((x - x[nxt]) ** 2).sum(1))
-    return x[idx].clone()
-
-
 def fit_isotropic_gmm(
     x: Tensor,  # [M, D] points (one per filter)
     n_components: int,  # C
@@ -69,7 +58,7 @@ def fit_isotropic_gmm(
         raise ConfigError(f"n_concepts={n_components} must be between 1 and the number of filters ({m})")
     x = x.double()
     gen = torch.Generator().manual_seed(seed)
-    mu = _kmeans_pp(x, n_components, gen)
+    mu = x[kmeans_pp(x, n_components, gen)].clone()
     var = torch.full((n_components,), max(float(x.var(0).mean()), min_var), dtype=torch.float64)
     logw = torch.full((n_components,), -math.log(n_components), dtype=torch.float64)
     prev = -math.inf

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan_interp.errors import ConfigError
+from gan_interp.io import torch_save
 
 log = logging.getLogger(__name__)
 
@@ -157,13 +157,6 @@ def train_segnet(
     return net.eval(), exclusive
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def trained_segmenter(
     datamodule: Any,  # a GANDataModule whose source has ground-truth masks
     cache_dir: str | Path,  # segmenters are cached in <cache_dir>/segmenters/<key>.pt
@@ -205,7 +198,7 @@ def trained_segmenter(
     if val_masks is not None and len(val_masks):
         metrics["val"] = segmentation_quality(seg, datamodule.images("val"), torch.from_numpy(np.ascontiguousarray(val_masks)))
     seg.metrics = metrics
-    _atomic_save({"state_dict": net.state_dict(), "exclusive": exclusive, "metrics": json.dumps(metrics)}, path)
+    torch_save({"state_dict": net.state_dict(), "exclusive": exclusive, "metrics": json.dumps(metrics)}, path)
     log.info("trained segmenter %s in %.1fs (%s)", path.name, metrics["train_seconds"], metrics.get("val", {}))
     return seg
 

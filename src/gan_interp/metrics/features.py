@@ -34,6 +34,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan_interp.errors import ConfigError
+from gan_interp.io import torch_save
+from gan_interp.kmeans import kmeans
 
 log = logging.getLogger(__name__)
 
@@ -136,23 +138,6 @@ class DomainFeatureNet(nn.Module):
         return -torch.cdist(code, self.centroids).pow(2) / self.scale
 
 
-def kmeans(x: Tensor, k: int, iters: int = 25, seed: int = 0) -> Tensor:
-    """Plain Lloyd k-means with seeded k-means++-style init; returns centroids ``[k, d]``."""
-    g = torch.Generator().manual_seed(seed)
-    k = min(k, x.shape[0])
-    cent = x[torch.randint(x.shape[0], (1,), generator=g)]
-    for _ in range(1, k):
-        d2 = torch.cdist(x, cent).pow(2).min(1).values
-        cent = torch.cat([cent, x[torch.multinomial(d2 + 1e-12, 1, generator=g)]])
-    for _ in range(iters):
-        assign = torch.cdist(x, cent).argmin(1)
-        for j in range(k):
-            members = x[assign == j]
-            if len(members):
-                cent[j] = members.mean(0)
-    return cent
-
-
 def train_domain_net(
     sample_batch: Callable[[int, torch.Generator], Tensor],  # (batch_size, generator) -> images [-1,1]
     channels: int,
@@ -233,10 +218,8 @@ def load_or_train_domain_net(
                            n_clusters=n_clusters, seed=seed, device=device)
     if path is None:
         return net, "(not cached)"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"state_dict": {k: v.cpu() for k, v in net.state_dict().items()}, "meta": material}, tmp)
-    os.replace(tmp, path)  # atomic: parallel sweep jobs never read a half-written file
+    # atomic: parallel sweep jobs never read a half-written file
+    torch_save({"state_dict": {k: v.cpu() for k, v in net.state_dict().items()}, "meta": material}, path)
     return net, str(path)
 
 

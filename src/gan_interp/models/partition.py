@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gan_interp.errors import ConfigError
+from gan_interp.kmeans import kmeans_pp, squared_distances
 
 FEATURE_SPACES = ("pixels", "gray")
 
@@ -55,11 +56,6 @@ def pixel_features(images: Tensor, size: int = 8, space: str = "pixels") -> Tens
     elif space == "gray":
         x = x.mean(1, keepdim=True)
     return F.adaptive_avg_pool2d(x, size).flatten(1)
-
-
-def squared_distances(x: Tensor, sites: Tensor) -> Tensor:
-    """Cost matrix ``[n, k]`` of squared Euclidean distances, float64 (direct, no matmul trick)."""
-    return torch.cdist(x.double(), sites.double(), compute_mode="donot_use_mm_for_euclid_dist").pow(2)
 
 
 def balanced_capacities(n: int, k: int) -> Tensor:
@@ -216,21 +212,10 @@ def balanced_partition(
 # -- sites: seeding, centroids, medoids, re-seeding --------------------------------------------
 def kmeans_pp_sites(features: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
     """k-means++ seeding: first site uniform, next ones with probability ~ squared distance."""
-    x = features.double().cpu()
-    n = x.shape[0]
+    n = features.shape[0]
     if n < k:
         raise ConfigError(f"cannot seed model.k={k} sites from {n} training images; use model.k<={n}")
-    idx = [int(torch.randint(n, (1,), generator=generator))]
-    d2 = squared_distances(x, x[idx]).amin(1)
-    for _ in range(1, k):
-        if float(d2.sum()) <= 0:  # all remaining points coincide with sites: pick any unused point
-            unused = torch.ones(n, dtype=torch.bool)
-            unused[idx] = False
-            idx.append(int(torch.nonzero(unused)[0]))
-        else:
-            idx.append(int(torch.multinomial(d2 / d2.sum(), 1, generator=generator)))
-        d2 = torch.minimum(d2, squared_distances(x, x[idx[-1:]])[:, 0])
-    return x[idx].to(features.dtype)
+    return features.double().cpu()[kmeans_pp(features, k, generator)].to(features.dtype)
 
 
 def cell_centroids(features: Tensor, assignment: Tensor, k: int, previous: Tensor | None = None) -> Tensor:

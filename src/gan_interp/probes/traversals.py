@@ -46,14 +46,26 @@ def lerp(z0: Tensor, z1: Tensor, t: Tensor) -> Tensor:
 
 
 def slerp(z0: Tensor, z1: Tensor, t: Tensor, eps: float = 1e-7) -> Tensor:
-    """``[m, d]`` spherical interpolation (falls back to lerp for (anti-)parallel endpoints)."""
-    a, b = z0.reshape(-1), z1.reshape(-1)
-    cos = torch.dot(a, b) / (a.norm() * b.norm()).clamp_min(eps)
-    omega = torch.arccos(cos.clamp(-1 + eps, 1 - eps))
-    if omega.abs() < 1e-4 or (torch.pi - omega).abs() < 1e-4:
+    """``[m, d]`` spherical interpolation (Shoemake 1985) from ``z0`` (t=0) to ``z1`` (t=1).
+
+    ``(sin((1-t) w) z0 + sin(t w) z1) / sin(w)`` with the angle ``w`` between the endpoints taken as
+    ``2 atan2(|u - v|, |u + v|)`` of their unit vectors ``u, v`` in float64: accurate at every angle,
+    including nearly parallel and nearly antipodal endpoints, where ``arccos`` of the cosine loses
+    most of its digits. The result has ``z0``'s dtype. For (anti-)parallel endpoints (``w`` within
+    ``eps`` of 0 or pi) or a zero endpoint the great circle is undefined and the result is
+    :func:`lerp`: ``slerp(z, z, t) = z`` and ``slerp(z, -z, t) = (1 - 2t) z``.
+    """
+    a, b = z0.reshape(-1).double(), z1.reshape(-1).double()
+    na, nb = a.norm(), b.norm()
+    if float(na) == 0.0 or float(nb) == 0.0:
         return lerp(z0, z1, t)
-    t = t.to(a).reshape(-1, 1)
-    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+    u, v = a / na, b / nb
+    omega = 2.0 * torch.atan2((u - v).norm(), (u + v).norm())
+    if float(omega) < eps or float(torch.pi - omega) < eps:
+        return lerp(z0, z1, t)
+    tt = t.double().reshape(-1, 1).to(a.device)
+    out = (torch.sin((1 - tt) * omega) * a + torch.sin(tt * omega) * b) / torch.sin(omega)
+    return out.to(z0.dtype)
 
 
 def per_layer_mix(w0: Tensor, w1: Tensor, n_layers: int, layer: int, t: Tensor) -> Tensor:
