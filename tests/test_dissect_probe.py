@@ -41,7 +41,7 @@ def test_dissection_probe_writes_json_figures_and_interventions(tmp_path):
 
 def test_probes_dissection_config_composes_and_validates(make_cfg):
     cfg = make_cfg(["probes=dissection"])
-    assert get_probe("dissection").probe_name == "dissection"
+    assert get_probe("dissection").name == "dissection" and get_probe("dissection").requires == ("generator_layers",)
     callback = hydra.utils.instantiate(cfg.probes)  # checks every option name against the probe signature
     assert callback.probes["dissection"]["quantile"] == pytest.approx(0.01)
     assert callback.run_on_train_end and callback.epochs == []

@@ -26,8 +26,10 @@ def recorder():
     calls: list[dict] = []
 
     @register_probe("unit_recorder")
-    def _probe(model, datamodule, out_dir, loggers, step, seed) -> dict:
-        calls.append({"epoch_dir": Path(out_dir).name, "training": model.training, "grad": torch.is_grad_enabled(), "seed": seed})
+    def _probe(ctx) -> dict:
+        epoch_dir = ctx.out.dir.parent.name  # <run>/probes/epoch_XXX
+        grad = torch.is_grad_enabled()
+        calls.append({"epoch_dir": epoch_dir, "training": ctx.model.training, "grad": grad, "seed": ctx.seed})
         return {}
 
     yield calls
@@ -95,10 +97,13 @@ def test_default_probes_during_training_reach_wandb_and_disk(make_cfg, monkeypat
     assert sorted(p.name for p in probes_dir.glob("epoch_*")) == ["epoch_000", "epoch_001"]
     expected = set(cfg.probes.probes)
     for epoch_dir in probes_dir.glob("epoch_*"):
-        summary = json.loads((epoch_dir / "probes.json").read_text())["probes"]
-        assert set(summary) == expected and not [k for k, v in summary.items() if "error" in v]
-        for name in expected - {"members"}:  # members: k-GAN only
+        record = json.loads((epoch_dir / "probes.json").read_text())
+        summary = record["probes"]
+        assert record["skipped"] == {"members": "model has no k-GAN members"}  # members: k-GAN only
+        assert set(summary) == expected - {"members"} and not [k for k, v in summary.items() if "error" in v]
+        for name in expected - {"members"}:
             assert list((epoch_dir / name).glob("*.png")) and (epoch_dir / name / "summary.json").is_file()
+        assert not (epoch_dir / "members").exists()  # a skipped probe gets no folder
     assert (probes_dir / "epoch_000" / "saliency" / "real.png").is_file()
 
     run = read_offline_run(find_offline_runs(Path(cfg.paths.output_dir) / "wandb")[0])

@@ -9,6 +9,7 @@ import torch
 
 from gan_interp.models import DCGAN
 from gan_interp.probes.activations import activations_probe, cka_across_models, cka_matrix, layer_activations, linear_cka, pooled
+from gan_interp.probes.context import ProbeContext
 
 
 @pytest.fixture
@@ -62,7 +63,8 @@ def test_layer_activations_stop_early_and_pool():
 def test_activations_probe_layers_similar_inputs_and_epochs(tmp_path):
     torch.manual_seed(0)
     model = DCGAN(latent_dim=8, ngf=8, ndf=8, resolution=32).eval()
-    s0 = activations_probe(model, None, tmp_path / "epoch_000", n=6, max_channels=4, grid_layers=["block0"])
+    ctx0 = ProbeContext.create("activations", model, None, tmp_path / "epoch_000")
+    s0 = activations_probe(ctx0, n=6, max_channels=4, grid_layers=["block0"])
     out = tmp_path / "epoch_000" / "activations"
     assert {"G_block0_channels.png", "G_cka_layers.png", "D_cka_layers.png", "G_mean_activation.png", "acts.pt"} <= {p.name for p in out.iterdir()}
     assert set(s0["layers"]["G"]) == {"block0", "block1", "block2", "to_image"}
@@ -73,7 +75,8 @@ def test_activations_probe_layers_similar_inputs_and_epochs(tmp_path):
     assert sim["cka_similar"] > sim["cka_unrelated"] and sim["cos_similar"] > 0.9
     assert "cka_vs_previous_epoch" not in s0
     # a later epoch compares with the stored one: unchanged weights -> CKA 1 on every layer
-    s1 = activations_probe(model, None, tmp_path / "epoch_003", n=6, max_channels=4, grid_layers=[])
+    ctx3 = ProbeContext.create("activations", model, None, tmp_path / "epoch_003")
+    s1 = activations_probe(ctx3, n=6, max_channels=4, grid_layers=[])
     prev = s1["cka_vs_previous_epoch"]
     assert prev["epoch"] == 0 and all(v == pytest.approx(1.0, abs=1e-3) for k, v in prev.items() if k != "epoch")
     assert json.loads((tmp_path / "epoch_003" / "activations" / "cka_vs_previous_epoch.json").read_text())["columns"] == ["layer", "cka"]

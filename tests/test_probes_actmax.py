@@ -7,7 +7,8 @@ from torch import nn
 
 from gan_interp.models import DCGAN
 from gan_interp.probes.actmax import actmax_probe, layer_scale, pixel_actmax, prior_actmax, total_variation, unit_objective
-from gan_interp.probes.adapters import frozen_parameters
+from gan_interp.probes.context import ProbeContext
+from gan_interp.probes.gradients import frozen_parameters
 
 
 def _model() -> DCGAN:
@@ -55,7 +56,7 @@ def test_unit_objective_picks_one_channel_per_row():
 def test_actmax_probe_reports_reached_activation(tmp_path):
     model = _model()
     with torch.no_grad():
-        s = actmax_probe(model, None, tmp_path, channels=2, steps=8)
+        s = actmax_probe(ProbeContext.create("actmax", model, None, tmp_path), channels=2, steps=8)
     assert s["layer"] == "block2" and s["channels"] == [0, 1]
     for kind in ("pixel", "prior"):
         assert all(b > a for a, b in zip(s[kind]["start"], s[kind]["reached"]))

@@ -7,12 +7,20 @@ import torch
 from torch import nn
 
 from gan_interp.models import DCGAN
-from gan_interp.probes.directions import directions_probe, ganspace_directions, pca, random_directions, sefa_directions, sefa_matrix, sefa_weight_for
+from gan_interp.probes.context import ProbeContext
+from gan_interp.probes.directions import (
+    directions_probe,
+    ganspace_directions,
+    pca,
+    random_directions,
+    sefa_directions,
+    sefa_matrix,
+)
 
 
 def test_sefa_directions_are_orthonormal_eigenvectors_of_ata():
     model = DCGAN(latent_dim=16, ngf=8, ndf=8, resolution=32)
-    weight, space = sefa_weight_for(model)
+    weight, space = model.sefa_weight()
     assert space == "z" and weight.shape == (16, 32, 4, 4)  # DCGAN's first ConvTranspose2d [nz, C, 4, 4]
     for normalize in (False, True):
         a = sefa_matrix(weight, normalize=normalize)
@@ -59,7 +67,7 @@ class _PlantedW(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.latent_dim, self.num_ws = 6, 3
+        self.latent_dim, self.n_ws = 6, 3
         self.register_buffer("scales", torch.tensor([5.0, 1.0, 1.0, 0.5, 0.5, 0.5]))
 
     @property
@@ -98,7 +106,7 @@ def test_ganspace_on_activations_maps_back_to_z():
 def test_directions_probe_writes_discovered_and_control_grids(tmp_path):
     model = DCGAN(latent_dim=8, ngf=8, ndf=8, resolution=32).eval()
     with torch.no_grad():
-        s = directions_probe(model, None, tmp_path, k=2, steps=3, n_samples=16)
+        s = directions_probe(ProbeContext.create("directions", model, None, tmp_path), k=2, steps=3, n_samples=16)
     names = {p.name for p in (tmp_path / "directions").iterdir()}
     assert {"sefa.png", "sefa_random_control.png", "ganspace.png", "ganspace_random_control.png", "summary.json"} <= names
     assert s["sefa"]["space"] == "z" and len(s["sefa"]["eigenvalues"]) == 2 and s["ganspace"]["pca_space"] == "activations"

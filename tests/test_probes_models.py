@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import pytest
 import torch
 
-from gan_interp.probes.adapters import first_discriminator_conv, has_w_space, n_members, num_ws
-from gan_interp.probes.directions import sefa_directions, sefa_matrix, sefa_weight_for
+from gan_interp.models.base import has_style_space
+from gan_interp.probes.directions import sefa_directions, sefa_matrix
 from gan_interp.probes.runner import run_probes
 
 SMALL = {
@@ -33,18 +34,20 @@ def test_stylegan_lite_w_space_probes(tmp_path):
 
     torch.manual_seed(0)
     model = StyleGANLite(latent_dim=16, w_dim=16, n_mapping=2, channel_base=256, channel_max=16, resolution=32, channels=3)
-    assert has_w_space(model) and num_ws(model) == model.n_ws
-    weight, space = sefa_weight_for(model)  # stacked style affines [sum C, w_dim]
+    assert has_style_space(model) and model.n_ws == 2 * 5 - 2  # 32 px: 2 log2(res) - 2 ws
+    weight, space = model.sefa_weight()  # stacked style affines [sum C, w_dim]
     assert space == "w" and weight.shape[1] == 16
     evals, v = sefa_directions(sefa_matrix(weight), k=3)
     assert torch.allclose(v @ v.T, torch.eye(3), atol=1e-5)
-    assert first_discriminator_conv(model) is not None  # the equalized-lr fromrgb conv
+    assert model.discriminator_input_conv() is model.discriminator.fromrgb  # the equalized-lr fromrgb conv
 
     results = run_probes(model, None, SMALL, tmp_path, epoch=0, strict=True)
     assert {"w_dims.png", "w_per_layer.png", "z_dims.png"} <= {p.name for p in (tmp_path / "traversals").iterdir()}
     assert results["traversals"]["num_ws"] == model.n_ws and len(results["traversals"]["w_per_layer_change"]) == model.n_ws
     assert results["directions"]["sefa"]["space"] == "w" and results["directions"]["ganspace"]["space"] == "w"
-    assert "skipped" not in results["filters"] and results["members"] == {"skipped": "model has no k-GAN members", "time_s": results["members"]["time_s"]}
+    assert "weight_shape" in results["filters"] and "members" not in results  # members: not called, reason recorded
+    skipped = json.loads((tmp_path / "probes.json").read_text())["skipped"]
+    assert skipped == {"neighbours": "no datamodule", "members": "model has no k-GAN members"}
     assert all("error" not in r for r in results.values())
 
 
@@ -54,7 +57,7 @@ def test_kgan_member_probes(tmp_path):
 
     torch.manual_seed(0)
     model = KGAN(latent_dim=8, k=3, ngf=4, ndf=4, resolution=32, channels=3, n_log_samples=4)
-    assert n_members(model) == 3
+    assert model.n_members == 3 and not has_style_space(model)
     results = run_probes(model, None, SMALL, tmp_path, epoch=0, strict=True)
     assert results["members"]["k"] == 3 and len(results["members"]["medoid_distances"]) == 3
     assert (tmp_path / "members" / "medoids.png").is_file() and (tmp_path / "members" / "samples.png").is_file()

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from gan_interp.models import DCGAN
+from gan_interp.probes.context import ProbeContext
 from gan_interp.probes.filters import filter_images, filter_stats, filters_probe
 from gan_interp.probes.members import members_probe
 from gan_interp.probes.neighbours import chunks_of, medoid, nearest_neighbours
+from gan_interp.probes.registry import get_probe
+from gan_interp.probes.runner import run_probes
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 7, 1000])
@@ -51,26 +57,30 @@ def test_filter_images_and_neutral_share():
 
 def test_filters_probe_and_members_skip(tmp_path):
     model = DCGAN(latent_dim=8, ngf=8, ndf=8, resolution=32)
-    s = filters_probe(model, None, tmp_path)
+    s = filters_probe(ProbeContext.create("filters", model, None, tmp_path))
     assert s["weight_shape"] == [8, 3, 4, 4] and 0 <= s["mean_neutral_share"] <= 1
     assert (tmp_path / "filters" / "first_layer.png").is_file()
-    assert members_probe(model, None, tmp_path) == {"skipped": "model has no k-GAN members"}
+    # a model without members: the runner does not call the members probe and says why
+    assert get_probe("members").unmet(model, None) == "model has no k-GAN members"
+    assert run_probes(model, None, {"members": {}}, tmp_path / "run", 0) == {}
+    skipped = json.loads((tmp_path / "run" / "probes.json").read_text())["skipped"]
+    assert skipped == {"members": "model has no k-GAN members"}
+    assert not (tmp_path / "run" / "members").exists()
 
 
 class _TwoMembers(DCGAN):
     """A k-GAN stand-in: member j shifts the image brightness by j."""
 
-    k = 2
+    n_members = 2
 
-    def generate(self, z, member=None):
-        x = super().generate(z)
-        return x if member is None else (x * 0.1 + (member - 0.5)).clamp(-1, 1)
+    def member_view(self, j):
+        return SimpleNamespace(generate=lambda z: (self.generate(z) * 0.1 + (j - 0.5)).clamp(-1, 1))
 
 
 def test_members_probe_medoids(tmp_path):
     model = _TwoMembers(latent_dim=8, ngf=8, ndf=8, resolution=32).eval()
     with torch.no_grad():
-        s = members_probe(model, None, tmp_path, n=3, n_medoid=5)
+        s = members_probe(ProbeContext.create("members", model, None, tmp_path), n=3, n_medoid=5)
     assert s["k"] == 2 and set(s["members"]) == {"0", "1"}
     assert s["medoid_distances"][0][1] > 10  # the members' medoids differ by a brightness shift of 1
     assert (tmp_path / "members" / "medoids.png").is_file() and (tmp_path / "members" / "samples.png").is_file()

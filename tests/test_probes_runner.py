@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 
 import pytest
@@ -84,44 +85,105 @@ def test_config_errors_are_one_line(tmp_path):
 def test_normalize_accepts_the_whole_probes_node():
     node = {"_target_": "x.ProbeCallback", "epochs": [0], "probes": {"filters": None, "saliency": {"enabled": False}, "traversals": True, "actmax": False}}
     assert normalize_probes_cfg(node) == {"filters": {}, "traversals": {}}
+    # schedule keys moved under their own (mapping) key, other node keys: only the probes map counts
+    node = {"_target_": "x", "schedule": {"every_n_epochs": 2}, "seed": 0, "cpu_threads": 1, "dirname": "p",
+            "probes": {"filters": {}}}
+    assert normalize_probes_cfg(node) == {"filters": {}}
+    assert normalize_probes_cfg({"_target_": "x", "schedule": {"epochs": [0]}, "probes": None}) == {}
+    assert normalize_probes_cfg({"filters": {"max_filters": 4}, "seed": 0}) == {"filters": {"max_filters": 4}}
 
 
-def test_registered_and_lazily_imported_probes(tmp_path, monkeypatch):
+def test_registered_probes_get_a_context_and_options(tmp_path):
     @register_probe("unit_test_probe")
-    def _probe(model, datamodule, out_dir, loggers, step, seed, scale: float = 1.0) -> dict:
-        (out_dir / "unit_test_probe").mkdir(parents=True, exist_ok=True)
-        return {"value": scale * torch.rand(1).item(), "seed": seed}
+    def _probe(ctx, scale: float = 1.0) -> dict:
+        ctx.out.json("extra", {"step": ctx.step, "epoch": ctx.epoch})
+        return {"value": scale * torch.rand(1).item(), "seed": ctx.seed, "dir": ctx.out.dir.name}
 
     try:
-        r = run_probes(_model(), None, {"unit_test_probe": {"scale": 2.0}}, tmp_path, 0, seed=3)
+        r = run_probes(_model(), None, {"unit_test_probe": {"scale": 2.0}}, tmp_path, 4, step=7, seed=3)
         torch.manual_seed(3)
         assert r["unit_test_probe"]["value"] == pytest.approx(2.0 * torch.rand(1).item())  # reseeded before the probe
+        assert r["unit_test_probe"]["seed"] == 3 and r["unit_test_probe"]["dir"] == "unit_test_probe"
         assert (tmp_path / "unit_test_probe" / "summary.json").is_file()
+        assert json.loads((tmp_path / "unit_test_probe" / "extra.json").read_text()) == {"step": 7, "epoch": 4}
+        assert get_probe("unit_test_probe").options() == ["scale"]  # the context is not an option
+        with pytest.raises(ConfigError, match="probes.unit_test_probe.ctx is not an option"):
+            run_probes(_model(), None, {"unit_test_probe": {"ctx": 1}}, tmp_path, 0)
     finally:
         PROBES.pop("unit_test_probe", None)
 
-    # a probe named X is imported on demand from gan_interp.probes.X or gan_interp.X
+
+def test_probes_register_on_import_without_a_fallback_lookup(tmp_path, monkeypatch):
+    # the dissection probe is registered by importing gan_interp.probes; the dissect package is not imported then
+    code = "import sys, gan_interp.probes as p; print('dissection' in p.PROBES, 'gan_interp.dissect' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]
+    # a module named after an unknown probe is not searched for
     import gan_interp
 
     (tmp_path / "lazy_unit_probe.py").write_text(
         "from gan_interp.probes.registry import register_probe\n\n"
         "@register_probe('lazy_unit_probe')\n"
-        "def p(model, datamodule, out_dir, loggers, step, seed):\n"
+        "def p(ctx):\n"
         "    return {'ok': True}\n"
     )
     monkeypatch.setattr(gan_interp, "__path__", [*gan_interp.__path__, str(tmp_path)])
     monkeypatch.delitem(sys.modules, "gan_interp.lazy_unit_probe", raising=False)
+    with pytest.raises(ConfigError, match="probe 'lazy_unit_probe' is not a known probe"):
+        get_probe("lazy_unit_probe")
+    assert "gan_interp.lazy_unit_probe" not in sys.modules
+
+
+def test_a_requirement_decides_whether_a_probe_runs(tmp_path):
+    calls = []
+
+    @register_probe("unit_needs_members", requires=("members",))
+    def _needs_members(ctx, n: int = 1) -> dict:
+        calls.append(ctx.model)
+        ctx.out.json("seen", {"members": ctx.model.n_members})
+        return {"n": n}
+
+    class _WithMembers(DCGAN):
+        n_members = 2
+
     try:
-        assert "lazy_unit_probe" not in PROBES
-        assert get_probe("lazy_unit_probe")(None, None, tmp_path, [], 0, 0) == {"ok": True}
+        # the model lacks it: not called, no folder, the reason in probes.json
+        r = run_probes(_model(), None, {"unit_needs_members": {"n": 2}, "filters": {}}, tmp_path / "a", 0, strict=True)
+        assert calls == [] and set(r) == {"filters"} and not (tmp_path / "a" / "unit_needs_members").exists()
+        record = json.loads((tmp_path / "a" / "probes.json").read_text())
+        assert record["skipped"] == {"unit_needs_members": "model has no k-GAN members"}
+        assert set(record["probes"]) == {"filters"}
+        # the model has it: called, writes into its folder
+        torch.manual_seed(0)
+        model = _WithMembers(latent_dim=8, ngf=8, ndf=8, resolution=32)
+        r = run_probes(model, None, {"unit_needs_members": {"n": 2}}, tmp_path / "b", 0, strict=True)
+        assert calls == [model] and r["unit_needs_members"]["n"] == 2
+        assert json.loads((tmp_path / "b" / "unit_needs_members" / "seen.json").read_text()) == {"members": 2}
+        assert json.loads((tmp_path / "b" / "probes.json").read_text())["skipped"] == {}
     finally:
-        PROBES.pop("lazy_unit_probe", None)
-        sys.modules.pop("gan_interp.lazy_unit_probe", None)
+        PROBES.pop("unit_needs_members", None)
+    with pytest.raises(ValueError, match="requires unknown"):
+        register_probe("unit_bad_requirement", requires=("wings",))
+    assert "unit_bad_requirement" not in PROBES
+
+
+def test_requirement_checks_known_answers(dm, tmp_path):
+    from gan_interp.data.sources import SyntheticPosterSource
+    from gan_interp.probes.registry import REQUIREMENTS
+
+    model = _model()
+    checks = {name: req.check(model, dm) for name, req in REQUIREMENTS.items()}
+    assert checks == {"members": False, "style_space": False, "datamodule": True, "concept_masks": False,
+                      "generator_layers": True, "discriminator_layers": True, "input_conv": True}
+    assert not REQUIREMENTS["datamodule"].check(model, None) and not REQUIREMENTS["concept_masks"].check(model, None)
+    posters = GANDataModule(SyntheticPosterSource(n=16, seed=0), resolution=32, batch_size=8, cache_dir=str(tmp_path))
+    posters.setup()
+    assert REQUIREMENTS["concept_masks"].check(model, posters)  # synthetic posters come with concept masks
 
 
 def test_a_failing_probe_is_recorded_unless_strict(tmp_path):
     @register_probe("unit_failing_probe")
-    def _bad(model, datamodule, out_dir, loggers, step, seed) -> dict:
+    def _bad(ctx) -> dict:
         raise RuntimeError("boom")
 
     try:

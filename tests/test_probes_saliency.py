@@ -7,6 +7,7 @@ import json
 import torch
 
 from gan_interp.models import DCGAN
+from gan_interp.probes.context import ProbeContext
 from gan_interp.probes.saliency import concept_shares, saliency_maps, saliency_probe, smoothgrad
 
 
@@ -52,7 +53,8 @@ def test_concept_shares_known_answer():
 def test_saliency_probe_writes_grids_and_summary(tmp_path):
     torch.manual_seed(0)
     model = DCGAN(latent_dim=8, ngf=8, ndf=8, resolution=32).eval()
-    summary = saliency_probe(model, None, tmp_path, n=3, nt_samples=2, nt_samples_batch_size=2)
+    ctx = ProbeContext.create("saliency", model, None, tmp_path)
+    summary = saliency_probe(ctx, n=3, nt_samples=2, nt_samples_batch_size=2)
     out = tmp_path / "saliency"
     assert (out / "fake.png").is_file() and not (out / "real.png").exists()  # no datamodule: fakes only
     assert json.loads((out / "summary.json").read_text())["fake"]["mean_abs_attr"] > 0

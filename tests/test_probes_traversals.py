@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from gan_interp.models import DCGAN
+from gan_interp.probes.context import ProbeContext
 from gan_interp.probes.traversals import freeze_and_resample, lerp, per_layer_mix, slerp, step_changes, traversal_probe_dims, traversals_probe, traverse_dim
 
 
@@ -103,7 +104,8 @@ def test_step_changes_known_answer():
 def test_traversals_probe_outputs(tmp_path):
     model = DCGAN(latent_dim=8, ngf=8, ndf=8, resolution=32).eval()
     with torch.no_grad():
-        s = traversals_probe(model, None, tmp_path, dims=[1, 3], steps=3, n_pairs=1, freeze_dims=1, n_resample=3)
+        ctx = ProbeContext.create("traversals", model, None, tmp_path)
+        s = traversals_probe(ctx, dims=[1, 3], steps=3, n_pairs=1, freeze_dims=1, n_resample=3)
     out = tmp_path / "traversals"
     assert {"z_dims.png", "interpolations.png", "freeze_resample.png", "summary.json"} <= {p.name for p in out.iterdir()}
     assert s["dims"] == [1, 3] and set(s["freeze_diversity"]) == {"1", "none"}

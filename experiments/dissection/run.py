@@ -24,11 +24,12 @@ from omegaconf import OmegaConf, open_dict
 from torchvision.utils import save_image
 
 from gan_interp.dissect import report
-from gan_interp.dissect.dissection import DissectionResult, dissect, get_layer, record_layer, unit_examples
+from gan_interp.dissect.dissection import DissectionResult, dissect, get_layer, unit_examples
 from gan_interp.dissect.interpretable import InterpretableRegularizer
 from gan_interp.dissect.intervene import ablate_artifact_units, ace_curve, rank_artifact_units
 from gan_interp.dissect.segmenter import build_segmenter
 from gan_interp.paths import config_dir
+from gan_interp.probes.capture import capture
 from gan_interp.train import build
 
 HERE = Path(__file__).resolve().parent
@@ -86,7 +87,7 @@ def row(name: str, r: DissectionResult, thr: float, vs: DissectionResult | None)
 def group_separation(model, layer: str, n_concepts: int, n: int = 128, seed: int = 0) -> dict:
     """Fit the Interpretable-GAN filter groups (GMM) on ``n`` samples; mean cosine of each filter map
     with its own group centre vs the other centres (higher gap = more concept-coherent filters)."""
-    with record_layer(get_layer(model, layer)) as rec:
+    with capture({"out": get_layer(model, layer)}, detach=False) as rec:
         model.generate(model.sample_z(n, generator=torch.Generator().manual_seed(seed)))
     feats = rec["out"].float()
     reg = InterpretableRegularizer(feats.shape[1], feats.shape[2] * feats.shape[3], n_concepts=n_concepts, seed=seed)

@@ -5,8 +5,9 @@
 * :mod:`~gan_interp.dissect.segmenter` - concept segmenters (trained on poster masks, colours, user);
 * :mod:`~gan_interp.dissect.dissection` - the two-pass dissection of a generator layer;
 * :mod:`~gan_interp.dissect.intervene` - ablate/insert units, average causal effect, artifact units;
-* :mod:`~gan_interp.dissect.interpretable` - GMM filter groups + energy-based regulariser;
-* :mod:`~gan_interp.dissect.probe` - the ``dissection`` probe (registered on import).
+* :mod:`~gan_interp.dissect.interpretable` - GMM filter groups + energy-based regulariser.
+
+The ``dissection`` probe that runs all this is :mod:`gan_interp.probes.dissection`.
 """
 
 from gan_interp.dissect.dissection import DissectionResult, dissect, resolve_layer

@@ -12,7 +12,6 @@ Two passes over the same seeded latents (memory stays bounded by one batch plus 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,23 +21,9 @@ from torch import Tensor, nn
 from gan_interp.dissect.iou import ConceptTally, upsample_maps
 from gan_interp.dissect.quantile import QuantileSketch
 from gan_interp.errors import ConfigError
+from gan_interp.probes.capture import capture, output_shapes
 
 DEFAULT_IQR_LEVELS = tuple(float(x) for x in torch.logspace(-3.3, -0.05, 24).flip(0))  # top fractions 0.89 .. 0.0005
-
-
-@contextmanager
-def record_layer(module: nn.Module) -> Iterator[dict[str, Tensor]]:
-    """Forward hook storing the module's latest output in ``rec["out"]`` while the context is open."""
-    rec: dict[str, Tensor] = {}
-
-    def hook(_m: nn.Module, _inp: Any, out: Any) -> None:
-        rec["out"] = out[0] if isinstance(out, (tuple, list)) else out
-
-    handle = module.register_forward_hook(hook)
-    try:
-        yield rec
-    finally:
-        handle.remove()
 
 
 def get_layer(model: Any, name: str) -> nn.Module:
@@ -54,19 +39,12 @@ def layer_shapes(model: Any) -> dict[str, tuple[int, ...]]:
     """Output shape (without batch) of every generator layer, from one 2-sample forward in eval mode."""
     was_training = model.training
     model.eval()
-    shapes: dict[str, tuple[int, ...]] = {}
-    hooks = []
-    for name, module in model.generator_layers().items():
-        hooks.append(module.register_forward_hook(
-            lambda _m, _i, out, name=name: shapes.__setitem__(name, tuple((out[0] if isinstance(out, (tuple, list)) else out).shape[1:]))
-        ))
     try:
-        model.generate(model.sample_z(2, generator=torch.Generator().manual_seed(0)))
+        z = model.sample_z(2, generator=torch.Generator().manual_seed(0))
+        shapes = output_shapes(model.generator_layers(), lambda: model.generate(z))
     finally:
-        for h in hooks:
-            h.remove()
         model.train(was_training)
-    return shapes
+    return {name: shape[1:] for name, shape in shapes.items()}
 
 
 def resolve_layer(model: Any, layer: str | None) -> str:
@@ -214,7 +192,7 @@ def dissect(
         z_all = model.sample_z(n_samples, generator=torch.Generator().manual_seed(seed)).cpu()
         sketch: QuantileSketch | None = None
         top_v = top_i = None
-        with record_layer(module) as rec:
+        with capture({"out": module}, detach=False) as rec:
             for lo, z in _batches(z_all, batch_size):  # pass 1: quantiles and top samples
                 images = model.generate(z.to(model.device))
                 acts = rec["out"].float()
@@ -273,7 +251,7 @@ def unit_examples(model: Any, result: DissectionResult, units: list[int], k: int
     model.eval()
     imgs, masks = [], []
     try:
-        with record_layer(module) as rec:
+        with capture({"out": module}, detach=False) as rec:
             for u in units:
                 ids = result.top_samples[u, :k]
                 x = model.generate(result.latents[ids].to(model.device))

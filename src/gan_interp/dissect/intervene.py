@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gan_interp.dissect.dissection import get_layer, record_layer
+from gan_interp.dissect.dissection import get_layer
 from gan_interp.errors import ConfigError
+from gan_interp.probes.capture import capture
 
 
 @contextmanager
@@ -141,7 +142,7 @@ def rank_artifact_units(
     acts, scores = [], []
     try:
         z_all = model.sample_z(n_samples, generator=torch.Generator().manual_seed(seed))
-        with record_layer(module) as rec:
+        with capture({"out": module}, detach=False) as rec:
             for lo in range(0, n_samples, batch_size):
                 x = model.generate(z_all[lo : lo + batch_size])
                 acts.append(rec["out"].float().flatten(2).mean(2).cpu())

@@ -7,7 +7,16 @@ Contract (all models):
   ``torch.Generator`` (CPU) the result is reproducible on any device;
 * ``generate(z)`` - images in ``[-1, 1]``, shape ``[n, channels, resolution, resolution]``;
 * ``critic(x)`` - raw discriminator/critic scores ``[n]`` (higher = more "real");
-* ``generator_layers()`` / ``discriminator_layers()`` - named modules probes may hook.
+* ``generator_layers()`` / ``discriminator_layers()`` - named modules probes may hook;
+* ``sefa_weight()`` - ``(weight, space)`` SeFa decomposes (default: the first ``Linear`` /
+  ``ConvTranspose2d`` of ``generator_layers()``, where z enters; space ``'z'``);
+* ``discriminator_input_conv()`` - the convolution that sees the pixels (default: the first
+  ``nn.Conv2d`` of ``discriminator_layers()``; ``None`` if there is none);
+* ``n_members`` / ``member_view(j)`` - ensemble members (0 / an error by default; k-GAN: k / one
+  member as a stand-alone :class:`GANModule`).
+
+Models with a style space (StyleGAN-like) also satisfy the :class:`StyleSpace` protocol; test it
+with :func:`has_style_space`.
 
 Training uses manual optimization (two or more optimizers). ``g_steps`` counts generator updates:
 Lightning's ``global_step`` counts every optimizer step (D and G), so it is not used for that.
@@ -16,12 +25,36 @@ Lightning's ``global_step`` counts every optimizer step (D and G), so it is not 
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import lightning as L
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor, nn
+
+from gan_interp.errors import ConfigError
+
+
+@runtime_checkable
+class StyleSpace(Protocol):
+    """The style-space part of the generator contract (StyleGAN-like models): ``z -> w -> ws -> images``."""
+
+    n_ws: int  # number of per-layer w inputs of ``synthesize``
+    w_dim: int  # size of one w
+
+    def mapping(self, z: Tensor, truncation: float | None = None) -> Tensor:
+        """``z [n, latent_dim] -> w [n, w_dim]``."""
+
+    def synthesize(self, ws: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        """Images in [-1, 1] from ``ws [n, n_ws, w_dim]`` (or ``[n, w_dim]``, broadcast to every layer)."""
+
+    def broadcast_ws(self, w: Tensor) -> Tensor:
+        """``w [n, w_dim] -> ws [n, n_ws, w_dim]`` (the same w for every layer)."""
+
+
+def has_style_space(model: Any) -> bool:
+    """Whether ``model`` satisfies :class:`StyleSpace` (has mapping, synthesize, n_ws, w_dim, broadcast_ws)."""
+    return isinstance(model, StyleSpace)
 
 
 class GANModule(L.LightningModule):
@@ -68,6 +101,34 @@ class GANModule(L.LightningModule):
     def discriminator_layers(self) -> dict[str, nn.Module]:
         """Named discriminator layers for activation probes (override for a curated list)."""
         return {}
+
+    @property
+    def n_members(self) -> int:
+        """Number of ensemble members (0: a single generator/discriminator pair)."""
+        return 0
+
+    def member_view(self, j: int) -> GANModule:
+        """Member ``j`` as a stand-alone :class:`GANModule` (only models with ``n_members > 0``)."""
+        raise ConfigError(f"model {type(self).__name__} has no members (member={j}); member views need a k-GAN")
+
+    def sefa_weight(self) -> tuple[Tensor, str]:
+        """``(weight, space)`` SeFa decomposes: the first ``Linear``/``ConvTranspose2d`` of
+        ``generator_layers()`` (in their order), where z enters; space ``'z'``."""
+        for layer in self.generator_layers().values():
+            for m in layer.modules():
+                if isinstance(m, (nn.Linear, nn.ConvTranspose2d)):
+                    return m.weight.detach(), "z"
+        raise ValueError(
+            f"{type(self).__name__}: no Linear/ConvTranspose2d in generator_layers(); override sefa_weight()"
+        )
+
+    def discriminator_input_conv(self) -> nn.Module | None:
+        """The convolution that sees the pixels: the first ``nn.Conv2d`` of ``discriminator_layers()``."""
+        for layer in self.discriminator_layers().values():
+            for m in layer.modules():
+                if isinstance(m, nn.Conv2d):
+                    return m
+        return None
 
     def fixed_latents(self, n: int | None = None) -> Tensor:
         """The same ``n`` latents every time (seeded by ``fixed_seed``)."""

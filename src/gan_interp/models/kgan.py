@@ -30,8 +30,8 @@ Generator contract (what probes see):
   (``fc``, ``block0``, ...): identity modules the routed full batch passes through, so hooks see
   ``[n, ...]`` activations of whichever member made each row. ``generator_layers(member=j)``
   returns member j's own stages named ``m{j}.<stage>``; ``member_view(j)`` is a one-member
-  :class:`GANModule` for probes that should look at one member only. Weight-based probes see
-  member 0: ``generator`` / ``discriminator`` properties and ``sefa_weight(member=0)``.
+  :class:`GANModule` for probes that should look at one member only (``n_members = k``).
+  Weight-based probes see member 0: ``sefa_weight(member=0)``, ``discriminator_input_conv()``.
 
 Before the first partition exists (a fresh module, no training yet) ``critic(x)`` sends every
 image to member 0; ``generate(z)`` routes with uniform bins.
@@ -168,14 +168,12 @@ class KGAN(GANModule):
         return {f"m{member}.{n}": s for n, s in self.members[member].discriminator.stages.items()}
 
     @property
-    def generator(self) -> nn.Module:
-        """Member 0's generator (weight-based probes: first layer, SeFa); not a registered child."""
-        return self.members[0].generator
+    def n_members(self) -> int:
+        return self.k
 
-    @property
-    def discriminator(self) -> nn.Module:
-        """Member 0's critic (weight-based probes: first conv); not a registered child."""
-        return self.members[0].discriminator
+    def discriminator_input_conv(self) -> nn.Module:
+        """Member 0's first critic convolution (weight-based probes look at member 0)."""
+        return next(m for m in self.members[0].discriminator.modules() if isinstance(m, nn.Conv2d))
 
     def sefa_weight(self, member: int = 0) -> tuple[Tensor, str]:
         """First-layer weight of a member's generator (where z enters), for SeFa in z space."""

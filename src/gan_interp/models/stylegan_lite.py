@@ -22,7 +22,9 @@ Sampling (generator contract):
   ``ws [n, n_ws, w_dim]`` (or ``[n, w_dim]``, broadcast) and optional per-layer style edits;
   ``styles(ws)`` -> per-layer style vectors (StyleSpace), ``style_layers()`` -> the affine modules;
   ``style_affine_weights()`` -> per-layer affine matrices ``[C, w_dim]``; ``sefa_weight()`` stacks
-  the conv layers' ones for SeFa (directions in w).
+  the conv layers' ones for SeFa (directions in w). The model satisfies the
+  :class:`~gan_interp.models.base.StyleSpace` protocol (``mapping``, ``synthesize``, ``n_ws``,
+  ``w_dim``, ``broadcast_ws``).
 * ``generator_layers()``: the synthesis layers (``b4_conv1``, ``b8_conv0``, ...) of the generator
   used in the current mode (EMA in eval); ``discriminator_layers()``: ``fromrgb``, ``b64``.., ``epilogue``.
 """
@@ -296,6 +298,10 @@ class StyleGANLite(GANModule):
         if unknown:
             raise ConfigError(f"sefa layers {sorted(unknown)} are unknown; choose from {', '.join(weights)}")
         return torch.cat([weights[n] for n in names]), "w"
+
+    def discriminator_input_conv(self) -> nn.Module:
+        """The equalized-lr 1x1 ``fromrgb`` convolution (sees the pixels)."""
+        return self.discriminator.fromrgb
 
     def generator_layers(self) -> dict[str, nn.Module]:
         """Synthesis conv layers of the generator ``generate`` uses now (EMA in eval mode)."""

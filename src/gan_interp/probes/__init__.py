@@ -12,14 +12,28 @@ actmax         activation maximisation of a D unit in pixel space and through th
 filters        first-layer D filters
 neighbours     nearest training images of generated samples (pixel / D-feature space, chunked)
 members        per-member samples and medoids (k-GAN)
+dissection     GAN Dissection of a generator layer, with interventions (:mod:`gan_interp.dissect`)
 =============  ==================================================================================
 
+Each probe is ``fn(ctx, **options) -> dict`` with a :class:`~gan_interp.probes.context.ProbeContext`,
+registered with what it requires of the model and the data (:mod:`gan_interp.probes.registry`).
 Run them with :func:`gan_interp.probes.runner.run_probes` or during training with
 :class:`gan_interp.callbacks.probe_callback.ProbeCallback`.
 """
 
-from gan_interp.probes import actmax, activations, directions, filters, members, neighbours, saliency, traversals  # noqa: F401
-from gan_interp.probes.registry import PROBES, get_probe, register_probe
+from gan_interp.probes import (  # noqa: F401  (each registers its probe)
+    activations,
+    actmax,
+    directions,
+    dissection,
+    filters,
+    members,
+    neighbours,
+    saliency,
+    traversals,
+)
+from gan_interp.probes.context import ProbeContext
+from gan_interp.probes.registry import PROBES, REQUIREMENTS, get_probe, register_probe
 from gan_interp.probes.runner import run_probes
 
-__all__ = ["PROBES", "get_probe", "register_probe", "run_probes"]
+__all__ = ["PROBES", "REQUIREMENTS", "ProbeContext", "get_probe", "register_probe", "run_probes"]

@@ -27,8 +27,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan_interp.probes import figures
-from gan_interp.probes.adapters import fixed_z, run_capturing, seeded
-from gan_interp.probes.output import ProbeOutput
+from gan_interp.probes.capture import run_capturing
+from gan_interp.probes.context import ProbeContext
+from gan_interp.probes.latents import fixed_z, seeded
 from gan_interp.probes.registry import register_probe
 
 
@@ -137,12 +138,7 @@ def _previous_acts(out_dir: Path) -> tuple[int, dict] | None:
 
 @register_probe("activations")
 def activations_probe(
-    model,
-    datamodule,
-    out_dir: Path,
-    loggers=(),
-    step: int = 0,
-    seed: int = 0,
+    ctx: ProbeContext,
     n: int = 8,  # inputs per batch (CKA uses these n rows)
     max_channels: int = 32,  # channels shown per layer grid
     grid_layers: list[str] | None = None,  # layers with channel grids (None = all)
@@ -152,7 +148,7 @@ def activations_probe(
     across_epochs: bool = True,  # compare with the newest earlier epoch folder (stores acts.pt)
 ) -> dict:
     """Channel grids, mean activation per layer and CKA (layers, similar inputs, epochs)."""
-    out = ProbeOutput(out_dir, "activations", loggers, step)
+    model, datamodule, out, seed = ctx.model, ctx.datamodule, ctx.out, ctx.seed
     g = seeded(seed + 1)
     z = fixed_z(model, n, seed)
     z_similar = z + similar_noise * torch.randn(z.shape, generator=g).to(z.device)
@@ -198,7 +194,7 @@ def activations_probe(
         stored.update({f"{side}/{k}": v.half() for k, v in p_base.items()})
 
     if across_epochs:
-        prev = _previous_acts(out_dir)
+        prev = _previous_acts(out.dir.parent)  # out.dir is <run>/probes/epoch_XXX/activations
         if prev is not None:
             prev_epoch, prev_acts = prev
             same_inputs = int(prev_acts.get("_seed", torch.tensor(-1))) == seed

@@ -18,15 +18,16 @@ before and after ("reached") for every channel.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
 from gan_interp.probes import figures
-from gan_interp.probes.adapters import discriminator_shapes, fixed_z, frozen_parameters, last_feature_layer, run_capturing, seeded
-from gan_interp.probes.output import ProbeOutput
+from gan_interp.probes.capture import discriminator_shapes, last_feature_layer, run_capturing
+from gan_interp.probes.context import ProbeContext
+from gan_interp.probes.gradients import frozen_parameters
+from gan_interp.probes.latents import fixed_z, seeded
 from gan_interp.probes.registry import register_probe
 
 Objective = Callable[[Tensor], Tensor]  # images [n, C, H, W] -> activation [n] (row i: its own unit)
@@ -127,14 +128,9 @@ def prior_actmax(
     return z.detach(), images, start, end, history
 
 
-@register_probe("actmax")
+@register_probe("actmax", requires=("discriminator_layers",))
 def actmax_probe(
-    model,
-    datamodule,
-    out_dir: Path,
-    loggers=(),
-    step: int = 0,
-    seed: int = 0,
+    ctx: ProbeContext,
     layer: str | None = None,  # discriminator layer name (None = the last one with a feature map)
     channels: int | list[int] = 4,  # channel ids, or k = channels 0..k-1 (one image per channel)
     steps: int = 30,  # optimisation steps (both parametrisations)
@@ -147,10 +143,8 @@ def actmax_probe(
     prior: bool = True,  # also optimise through the generator
 ) -> dict:
     """Maximise D units in pixel space and through G; report the activation reached per channel."""
-    out = ProbeOutput(out_dir, "actmax", loggers, step)
+    model, out, seed = ctx.model, ctx.out, ctx.seed
     layers = model.discriminator_layers()
-    if not layers:
-        return {"skipped": "model exposes no discriminator_layers()"}
     name = layer or last_feature_layer(model)
     if name not in layers:
         raise ValueError(f"actmax layer {name!r} is not a discriminator layer; choose from {', '.join(layers)}")

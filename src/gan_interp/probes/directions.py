@@ -4,7 +4,8 @@
 * GANSpace (Haerkoenen et al. 2020): PCA of ``w = mapping(z)`` for StyleGAN-like models, or PCA of
   one generator layer's activations mapped back to z by least squares (``z ~ coords @ U``; the
   rows of ``U`` are the z directions), see :func:`ganspace_directions`.
-* SeFa (Shen & Zhou 2021): closed form, no sampling. With ``A`` the first layer's weight as a
+* SeFa (Shen & Zhou 2021): closed form, no sampling. With ``A`` the weight of ``model.sefa_weight()``
+  (by default the generator's first layer; StyleGAN-lite: its style affines, in w) as an
   ``[outputs, inputs]`` matrix, the directions are the top eigenvectors of ``A^T A`` - the unit
   inputs that change that layer's output the most. :func:`sefa_matrix` builds ``A``: a Linear
   weight is used as is; a ``ConvTranspose2d`` weight ``[nz, C, kh, kw]`` (DCGAN's first layer) is
@@ -18,14 +19,14 @@ directions are compared on the same scale.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from gan_interp.models.base import has_style_space
 from gan_interp.probes import figures
-from gan_interp.probes.adapters import first_generator_layer, fixed_z, has_w_space, n_members, run_capturing, seeded, synthesize_w
-from gan_interp.probes.output import ProbeOutput
+from gan_interp.probes.capture import run_capturing
+from gan_interp.probes.context import ProbeContext
+from gan_interp.probes.latents import fixed_z, seeded
 from gan_interp.probes.registry import register_probe
 from gan_interp.probes.traversals import step_changes
 
@@ -75,30 +76,6 @@ def sefa_directions(a: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return evals[order].float(), evecs[:, order].T.float()
 
 
-def sefa_weight_for(model: nn.Module) -> tuple[Tensor, str]:
-    """The weight SeFa decomposes and the latent space its inputs live in ('z' or 'w').
-
-    In order: ``model.sefa_weight()`` (a Linear ``[out, in]`` or ConvTranspose2d weight, or a
-    ``(weight, space)`` tuple; untagged means 'w' for models with a mapping network, else 'z');
-    ``model.style_affine_weights()`` (StyleGAN-like: every layer's ``[C, w_dim]`` affine stacked
-    into one ``[sum C, w_dim]`` matrix, as SeFa does for all layers; space 'w'); the first
-    Linear/ConvTranspose2d of the generator (space 'z', or 'w' for models with a mapping).
-    """
-    if callable(getattr(model, "sefa_weight", None)):
-        got = model.sefa_weight()
-        if isinstance(got, tuple):
-            return got[0].detach(), str(got[1])
-        return got.detach(), "w" if has_w_space(model) else "z"
-    if callable(getattr(model, "style_affine_weights", None)):
-        mats = [w.detach().reshape(w.shape[0], -1) for w in model.style_affine_weights().values()]
-        if mats:
-            return torch.cat(mats), "w"
-    layer = first_generator_layer(model)
-    if layer is None:
-        raise ValueError(f"{type(model).__name__}: no sefa_weight() and no Linear/ConvTranspose2d in the generator")
-    return layer.weight.detach(), "w" if has_w_space(model) else "z"
-
-
 def random_directions(k: int, dim: int, generator: torch.Generator | None = None) -> Tensor:
     """``[k, dim]`` random unit vectors (the control for discovered directions)."""
     d = torch.randn(k, dim, generator=generator)
@@ -141,17 +118,12 @@ def traversal_images(model, base: Tensor, directions: Tensor, alphas: Tensor, sp
     """Images ``[k * len(alphas), C, H, W]``: row ``i`` is ``base + alpha * scale_i * direction_i``."""
     lat = base.reshape(1, 1, -1).cpu() + alphas.reshape(1, -1, 1) * (scale.reshape(-1, 1, 1) * directions.reshape(directions.shape[0], 1, -1))
     lat = lat.reshape(-1, base.numel()).to(base.device, base.dtype)
-    return model.generate(lat) if space == "z" else synthesize_w(model, lat)
+    return model.generate(lat) if space == "z" else model.synthesize(lat)
 
 
 @register_probe("directions")
 def directions_probe(
-    model,
-    datamodule,
-    out_dir: Path,
-    loggers=(),
-    step: int = 0,
-    seed: int = 0,
+    ctx: ProbeContext,
     methods: list[str] = ("sefa", "ganspace"),  # which discoveries to run
     k: int = 5,  # directions per method (grid rows)
     steps: int = 7,  # frames per direction
@@ -163,9 +135,9 @@ def directions_probe(
     member: int = 0,  # k-GAN: the member whose generator is analysed (via model.member_view)
 ) -> dict:
     """SeFa and GANSpace direction grids, each next to a random-direction control grid."""
-    out = ProbeOutput(out_dir, "directions", loggers, step)
+    model, out, seed = ctx.model, ctx.out, ctx.seed
     member_id = None
-    if n_members(model) and callable(getattr(model, "member_view", None)):
+    if model.n_members:
         model, member_id = model.member_view(member), int(member)  # directions belong to one generator
     alphas = torch.linspace(-span, span, steps)
     z0 = fixed_z(model, 1, seed)
@@ -174,23 +146,22 @@ def directions_probe(
         summary["member"] = member_id
     for method in methods:
         if method == "sefa":
-            weight, space = sefa_weight_for(model)
-            if space == "w" and not has_w_space(model):
-                summary["sefa"] = {"skipped": "SeFa weight takes w but the model has no mapping"}
-                continue
+            weight, space = model.sefa_weight()
+            if space == "w" and not has_style_space(model):
+                raise ValueError(f"{type(model).__name__}.sefa_weight() acts on w but the model has no style space")
             a = sefa_matrix(weight, normalize=sefa_normalize)
             evals, dirs = sefa_directions(a, k)
             info = {"space": space, "eigenvalues": evals.tolist(), "eigenvalue_share": (evals / torch.linalg.eigvalsh(a.T @ a).sum()).tolist()}
         elif method == "ganspace":
-            pca_space = ganspace_space if ganspace_space != "auto" else ("w" if has_w_space(model) else "activations")
+            auto = "w" if has_style_space(model) else "activations"
+            pca_space = auto if ganspace_space == "auto" else ganspace_space
             dirs, ratio, space = ganspace_directions(model, pca_space, ganspace_layer, n_samples, k, seed)
             info = {"space": space, "pca_space": pca_space, "explained_variance_ratio": ratio.tolist()}
         else:
             raise ValueError(f"directions method {method!r} is unknown; use sefa or ganspace")
         base = z0 if space == "z" else model.mapping(z0)
-        if dirs.shape[1] != base.shape[1]:
-            summary[method] = {"skipped": f"directions have {dirs.shape[1]} inputs but the {space} space has {base.shape[1]}"}
-            continue
+        if dirs.shape[1] != base.shape[1]:  # a sefa_weight() whose inputs are not the latent: a model bug
+            raise ValueError(f"{method} directions have {dirs.shape[1]} inputs; the {space} space has {base.shape[1]}")
         ctrl = random_directions(dirs.shape[0], dirs.shape[1], seeded(seed + 13))
         effects = {}
         for tag, d in (("", dirs), ("_random_control", ctrl)):

@@ -9,14 +9,11 @@ versus colour-opponent - the "Sobel-like filters early in training" question of 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import Tensor
 
 from gan_interp.probes import figures
-from gan_interp.probes.adapters import first_discriminator_conv
-from gan_interp.probes.output import ProbeOutput
+from gan_interp.probes.context import ProbeContext
 from gan_interp.probes.registry import register_probe
 
 
@@ -41,22 +38,14 @@ def filter_stats(weight: Tensor) -> dict[str, list[float]]:
     return stats
 
 
-@register_probe("filters")
+@register_probe("filters", requires=("input_conv",))
 def filters_probe(
-    model,
-    datamodule,
-    out_dir: Path,
-    loggers=(),
-    step: int = 0,
-    seed: int = 0,
+    ctx: ProbeContext,
     max_filters: int = 64,  # filters shown
     tile: int = 16,  # display side of each filter (nearest upscaling)
 ) -> dict:
     """Grid of D's first-layer filters plus per-filter norms / colour-neutral share."""
-    conv = first_discriminator_conv(model)
-    if conv is None:
-        return {"skipped": "no Conv2d found in the discriminator"}
-    out = ProbeOutput(out_dir, "filters", loggers, step)
+    conv, out = ctx.model.discriminator_input_conv(), ctx.out
     tiles = figures.upscale(filter_images(conv.weight, max_filters), tile)
     out.image("first_layer", figures.image_grid(tiles, nrow=8, unit=True, pad_value=0.5), caption=f"D first conv {tuple(conv.weight.shape)}")
     stats = filter_stats(conv.weight)

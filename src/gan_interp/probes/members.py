@@ -2,44 +2,35 @@
 
 The medoid of a member is the generated sample with the smallest summed pixel distance to the
 member's other samples (an actual sample, unlike the mean image). The probe also reports how
-far apart the members' medoids are and how diverse each member is. Models without members
-(``k``/``members``) are skipped.
+far apart the members' medoids are and how diverse each member is. Requires members
+(``model.n_members > 0``; each seen through ``model.member_view(j)``).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from gan_interp.probes import figures
-from gan_interp.probes.adapters import fixed_z, generate_batched, n_members
+from gan_interp.probes.context import ProbeContext
+from gan_interp.probes.latents import fixed_z, generate_batched
 from gan_interp.probes.neighbours import medoid
-from gan_interp.probes.output import ProbeOutput
 from gan_interp.probes.registry import register_probe
 from gan_interp.probes.traversals import diversity
 
 
-@register_probe("members")
+@register_probe("members", requires=("members",))
 def members_probe(
-    model,
-    datamodule,
-    out_dir: Path,
-    loggers=(),
-    step: int = 0,
-    seed: int = 0,
+    ctx: ProbeContext,
     n: int = 8,  # samples shown per member
     n_medoid: int = 64,  # samples per member the medoid is picked from
 ) -> dict:
     """Per-member sample rows and medoids for k-GAN models."""
-    k = n_members(model)
-    if k == 0:
-        return {"skipped": "model has no k-GAN members"}
-    out = ProbeOutput(out_dir, "members", loggers, step)
-    z = fixed_z(model, max(n, n_medoid), seed)  # the same z for every member: differences are the members'
+    model, out = ctx.model, ctx.out
+    k = model.n_members
+    z = fixed_z(model, max(n, n_medoid), ctx.seed)  # the same z for every member: differences are the members'
     rows, medoids, info = [], [], {}
     for j in range(k):
-        imgs = generate_batched(model, z, 64, member=j).detach().cpu()
+        imgs = generate_batched(model.member_view(j), z, 64).detach().cpu()
         m = medoid(imgs[:n_medoid])
         rows.append(imgs[:n])
         medoids.append(imgs[m])

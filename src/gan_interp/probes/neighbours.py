@@ -12,7 +12,6 @@ real images. ``gen_over_val`` well below 1 hints at memorised training images.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import torch
@@ -20,8 +19,9 @@ from torch import Tensor
 
 from gan_interp.probes import figures
 from gan_interp.probes.activations import pooled
-from gan_interp.probes.adapters import fixed_z, last_feature_layer, run_capturing
-from gan_interp.probes.output import ProbeOutput
+from gan_interp.probes.capture import last_feature_layer, run_capturing
+from gan_interp.probes.context import ProbeContext
+from gan_interp.probes.latents import fixed_z
 from gan_interp.probes.registry import register_probe
 
 
@@ -82,14 +82,9 @@ def feature_fn(model, layer: str | None, pool: int = 4) -> tuple[str, Callable[[
     return name, features
 
 
-@register_probe("neighbours")
+@register_probe("neighbours", requires=("datamodule",))
 def neighbours_probe(
-    model,
-    datamodule,
-    out_dir: Path,
-    loggers=(),
-    step: int = 0,
-    seed: int = 0,
+    ctx: ProbeContext,
     n: int = 8,  # generated queries (fixed seeded z)
     k: int = 4,  # neighbours shown per query
     spaces: list[str] = ("pixel",),  # pixel and/or feature (discriminator layer features)
@@ -99,12 +94,10 @@ def neighbours_probe(
     n_baseline: int = 16,  # validation images for the real-to-train baseline distance
 ) -> dict:
     """Generated samples next to their nearest training images, with a held-out baseline."""
-    if datamodule is None:
-        return {"skipped": "no datamodule"}
-    out = ProbeOutput(out_dir, "neighbours", loggers, step)
+    model, datamodule, out = ctx.model, ctx.datamodule, ctx.out
     ds = datamodule.dataset("train")
     n_refs = len(ds) if max_refs is None else min(int(max_refs), len(ds))
-    fake = model.generate(fixed_z(model, n, seed)).detach().cpu()
+    fake = model.generate(fixed_z(model, n, ctx.seed)).detach().cpu()
     val = datamodule.images("val", n_baseline)
     summary: dict = {"n": n, "k": k, "n_refs": n_refs}
     for space in spaces:

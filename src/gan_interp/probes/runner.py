@@ -8,8 +8,13 @@ training and what the probe CLI calls on checkpoints. It
   activation maximisation - enable them locally and never touch parameter gradients);
 * reseeds torch/numpy/random with ``seed`` before every probe (results do not depend on which
   other probes ran) inside a forked RNG state, so training's random streams are unchanged;
+* skips a probe whose requirements (:data:`~gan_interp.probes.registry.REQUIREMENTS`) the model or
+  data lack: it is not called, gets no folder, and its reason goes to ``probes.json`` (``skipped``)
+  and to one info log line;
+* gives every probe a :class:`~gan_interp.probes.context.ProbeContext` whose ``out`` writes into
+  ``<out_dir>/<probe>/``;
 * writes ``<out_dir>/<probe>/summary.json`` (the probe's returned dict plus ``time_s``) and
-  ``<out_dir>/probes.json`` (all of them);
+  ``<out_dir>/probes.json`` (all of them, and the skipped probes with their reasons);
 * optionally limits torch's intra-op CPU threads while probing (``num_threads``; the training
   callback uses 1): probes run small batches, where OpenMP hand-offs cost more than they save -
   on a busy 2-core machine a probe run was ~5x faster with one thread (see benchmarks/bench_probes.py).
@@ -30,29 +35,34 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from gan_interp.errors import ConfigError, GanInterpError
+from gan_interp.probes.context import ProbeContext
 from gan_interp.probes.output import jsonable, write_json
 from gan_interp.probes.registry import RUNNER_KEYS, check_probe_kwargs, get_probe
 
 log = logging.getLogger(__name__)
 
-SCHEDULE_KEYS = ("_target_", "epochs", "every_n_epochs", "on_train_end", "seed", "probes", "cpu_threads", "dirname")
+# keys of a whole probes config node besides its ``probes`` map (never probe names)
+NODE_KEYS = ("_target_", "schedule", "epochs", "every_n_epochs", "on_train_end", "seed", "cpu_threads", "dirname")
+
+
+def _probe_entries(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``{probe: options}`` map of a bare map or of a whole node holding a ``probes:`` map."""
+    if "probes" in cfg and (cfg["probes"] is None or isinstance(cfg["probes"], Mapping)):
+        return dict(cfg["probes"] or {})
+    return {name: entry for name, entry in cfg.items() if name not in NODE_KEYS}
 
 
 def normalize_probes_cfg(probes_cfg: Mapping[str, Any] | DictConfig | None) -> dict[str, dict]:
     """``probe_name -> kwargs`` for the enabled probes (accepts the whole ``probes`` node too).
 
     An entry may be a mapping of kwargs (``enabled: false`` skips it), ``true``/``null`` (run with
-    defaults) or ``false`` (skip).
+    defaults) or ``false`` (skip). Of a whole node (one with a ``probes:`` map) only that map counts.
     """
     if probes_cfg is None:
         return {}
     cfg = OmegaConf.to_container(probes_cfg, resolve=True) if isinstance(probes_cfg, DictConfig) else dict(probes_cfg)
-    if "_target_" in cfg and isinstance(cfg.get("probes"), Mapping):
-        cfg = dict(cfg["probes"])
     out: dict[str, dict] = {}
-    for name, entry in cfg.items():
-        if name in SCHEDULE_KEYS and not isinstance(entry, Mapping):
-            continue
+    for name, entry in _probe_entries(cfg).items():
         if entry is False:
             continue
         if entry is None or entry is True:
@@ -137,22 +147,29 @@ def run_probes(
 ) -> dict[str, dict]:
     """Run every enabled probe into ``out_dir`` (``<run>/probes/epoch_XXX``); JSON-able summaries by name.
 
+    Probes whose requirements fail are skipped (not in the result; listed in ``probes.json``).
     Config errors (unknown probe, unknown option) always raise; any other exception in a probe
     is logged and recorded as ``{"error": ...}`` unless ``strict``.
     """
     cfg = validate_probes_cfg(probes_cfg)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    loggers = list(loggers)
+    loggers = tuple(loggers)
     results: dict[str, dict] = {}
+    skipped: dict[str, str] = {}
     with probe_mode(model), forked_rng(model), cpu_threads(model, num_threads):
         for name, kwargs in cfg.items():
-            fn = get_probe(name)
+            probe = get_probe(name)
+            reason = probe.unmet(model, datamodule)
+            if reason is not None:
+                skipped[name] = reason
+                continue
             _seed_all(seed)
             start = time.perf_counter()
             try:
+                ctx = ProbeContext.create(name, model, datamodule, out_dir, seed, step, epoch, loggers)
                 with torch.no_grad():
-                    summary = fn(model, datamodule, out_dir, loggers, step, seed, **kwargs)
+                    summary = probe.fn(ctx, **kwargs)
             except GanInterpError:
                 raise
             except Exception as exc:
@@ -165,5 +182,8 @@ def run_probes(
             write_json(summary, out_dir / name / "summary.json")
             results[name] = summary
             log.info("probe %s (epoch %d): %.2fs", name, epoch, summary["time_s"])
-    write_json({"epoch": epoch, "step": step, "seed": seed, "probes": results}, out_dir / "probes.json")
+    if skipped:
+        log.info("probes skipped (epoch %d): %s", epoch, "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+    record = {"epoch": epoch, "step": step, "seed": seed, "probes": results, "skipped": skipped}
+    write_json(record, out_dir / "probes.json")
     return results

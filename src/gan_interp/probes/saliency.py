@@ -14,7 +14,6 @@ concept's area share (a ratio > 1 means the critic looks at that concept more th
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -22,8 +21,9 @@ from captum.attr import NoiseTunnel, Saliency
 from torch import Tensor
 
 from gan_interp.probes import figures
-from gan_interp.probes.adapters import critic_fn, fixed_z, frozen_parameters
-from gan_interp.probes.output import ProbeOutput
+from gan_interp.probes.context import ProbeContext
+from gan_interp.probes.gradients import critic_fn, frozen_parameters
+from gan_interp.probes.latents import fixed_z
 from gan_interp.probes.registry import register_probe
 
 
@@ -71,12 +71,7 @@ def _panel(images: Tensor, attr: Tensor, quantile: float) -> tuple[Tensor, Tenso
 
 @register_probe("saliency")
 def saliency_probe(
-    model,
-    datamodule,
-    out_dir: Path,
-    loggers=(),
-    step: int = 0,
-    seed: int = 0,
+    ctx: ProbeContext,
     n: int = 8,  # images per kind (real, fake)
     nt_samples: int = 8,  # SmoothGrad noisy copies per image
     stdevs: float = 0.1,  # SmoothGrad noise std (images are in [-1, 1])
@@ -86,9 +81,9 @@ def saliency_probe(
     captum_figure: bool = False,  # also render Captum's visualize_image_attr for the first image
 ) -> dict:
     """SmoothGrad saliency of the critic on real and fake images (image/saliency/overlay grids)."""
-    out = ProbeOutput(out_dir, "saliency", loggers, step)
+    model, datamodule, out = ctx.model, ctx.datamodule, ctx.out
     device = model.device
-    inputs: dict[str, Tensor] = {"fake": model.generate(fixed_z(model, n, seed)).detach()}
+    inputs: dict[str, Tensor] = {"fake": model.generate(fixed_z(model, n, ctx.seed)).detach()}
     real_masks = None
     if datamodule is not None:
         real = datamodule.images("train", n)

@@ -9,19 +9,19 @@ Pure functions on latent tensors (each changes only what it says):
 * :func:`per_layer_mix` - StyleGAN ``ws`` where only one layer moves from ``w0`` towards ``w1``.
 
 The probe renders z traversals, interpolations and freeze grids for the fixed seeded z, and for
-models with a w space (``mapping``/``synthesize``) also w traversals and per-layer mixing.
+models with a style space (:class:`~gan_interp.models.base.StyleSpace`) also w traversals and
+per-layer mixing.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import Tensor
 
+from gan_interp.models.base import has_style_space
 from gan_interp.probes import figures
-from gan_interp.probes.adapters import fixed_z, has_w_space, num_ws, seeded, synthesize_w
-from gan_interp.probes.output import ProbeOutput
+from gan_interp.probes.context import ProbeContext
+from gan_interp.probes.latents import fixed_z, seeded
 from gan_interp.probes.registry import register_probe
 
 
@@ -94,12 +94,7 @@ def traversal_probe_dims(dims: int | list[int], latent_dim: int) -> list[int]:
 
 @register_probe("traversals")
 def traversals_probe(
-    model,
-    datamodule,
-    out_dir: Path,
-    loggers=(),
-    step: int = 0,
-    seed: int = 0,
+    ctx: ProbeContext,
     dims: int | list[int] = 6,  # latent coordinates to traverse (int = the first k)
     steps: int = 7,  # frames per traversal/interpolation
     span: float = 3.0,  # coordinate values run over [-span, span] (z ~ N(0, 1))
@@ -109,7 +104,7 @@ def traversals_probe(
     w_space: bool = True,  # w traversals and per-layer mixing when the model has a mapping
 ) -> dict:
     """z traversals, lerp/slerp interpolations, freeze-and-resample grids (and w space)."""
-    out = ProbeOutput(out_dir, "traversals", loggers, step)
+    model, out, seed = ctx.model, ctx.out, ctx.seed
     chosen = traversal_probe_dims(dims, model.latent_dim)
     values = torch.linspace(-span, span, steps)
     z = fixed_z(model, max(2 * n_pairs, 1), seed)
@@ -145,15 +140,15 @@ def traversals_probe(
         base = diversity(groups[-1])
         summary["freeze_diversity"] = {str(d): diversity(groups[i]) for i, d in enumerate(frozen)} | {"none": base}
 
-    if w_space and has_w_space(model):
+    if w_space and has_style_space(model):
         w = model.mapping(z)
         w_std = model.mapping(fixed_z(model, 256, seed + 3)).std(0)
         w_dims = [d for d in chosen if d < w.shape[1]]
         ws = torch.cat([traverse_dim(w[0], d, w[0, d] + values.to(w) * w_std[d]) for d in w_dims])
-        imgs = synthesize_w(model, ws)
+        imgs = model.synthesize(ws)  # [n, w_dim]: the same w for every layer
         out.image("w_dims", figures.image_grid(imgs, nrow=steps), caption=f"rows: w dims {w_dims} over +-{span} std")
         summary["w_dim_change"] = {str(d): c.item() for d, c in zip(w_dims, step_changes(imgs, steps).mean(1))}
-        n_layers = num_ws(model)
+        n_layers = model.n_ws
         mixes = torch.cat([per_layer_mix(w[0], w[1], n_layers, layer, t) for layer in range(n_layers)])
         imgs = model.synthesize(mixes)
         out.image("w_per_layer", figures.image_grid(imgs, nrow=steps), caption="row l: only layer l moves from w0 to w1")

@@ -1,5 +1,8 @@
 """The ``dissection`` probe: GAN Dissection of one generator layer, with interventions.
 
+The dissection itself lives in :mod:`gan_interp.dissect`; it is imported when the probe runs, so
+importing :mod:`gan_interp.probes` does not import it.
+
 Writes into ``<out_dir>/dissection/``:
 
 * ``dissection.json`` - per-unit best concept, IoU (top-quantile threshold) and the IQR-threshold
@@ -12,27 +15,17 @@ Writes into ``<out_dir>/dissection/``:
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from gan_interp.dissect import report
-from gan_interp.dissect.dissection import dissect, unit_examples
-from gan_interp.dissect.intervene import ablate_artifact_units, ace_curve, rank_artifact_units
-from gan_interp.dissect.segmenter import build_segmenter
-from gan_interp.probes.output import ProbeOutput
+from gan_interp.probes.context import ProbeContext
 from gan_interp.probes.registry import register_probe
 
 
-@register_probe("dissection")
+@register_probe("dissection", requires=("generator_layers",))
 def dissection_probe(
-    model: Any,
-    datamodule: Any,
-    out_dir: Path,
-    loggers: Any = (),
-    step: int = 0,
-    seed: int = 0,
+    ctx: ProbeContext,
     layer: str | None = None,  # generator layer; null = a middle layer (side ~ resolution / 4)
     n_samples: int = 256,  # generated samples dissected
     batch_size: int = 64,
@@ -50,7 +43,12 @@ def dissection_probe(
     artifact_samples: int = 128,
 ) -> dict:
     """Dissect ``layer`` against the segmenter's concepts; figures + JSON; returns the summary."""
-    out = ProbeOutput(out_dir, "dissection", loggers, step)
+    from gan_interp.dissect import report
+    from gan_interp.dissect.dissection import dissect, unit_examples
+    from gan_interp.dissect.intervene import ablate_artifact_units, ace_curve, rank_artifact_units
+    from gan_interp.dissect.segmenter import build_segmenter
+
+    model, datamodule, out, seed = ctx.model, ctx.datamodule, ctx.out, ctx.seed
     cache_dir = getattr(datamodule, "cache_dir", None) if datamodule is not None else None
     seg = build_segmenter(segmenter, datamodule, cache_dir, steps=segmenter_steps, width=segmenter_width, seed=seed)
     if hasattr(seg, "to"):
