@@ -2,45 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import numpy as np
 import torch
 from torchvision.utils import save_image
 
+from gan_interp.io import jsonable, write_json
 from gan_interp.logging_utils import log_image, log_table
-
-
-def jsonable(obj: Any) -> Any:
-    """Tensors/numpy/paths -> plain Python (NaN/inf -> None) so ``json.dumps`` never fails."""
-    if isinstance(obj, torch.Tensor):
-        obj = obj.detach().cpu()
-        return jsonable(obj.item() if obj.numel() == 1 and obj.ndim == 0 else obj.tolist())
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.bool_,)):
-        return bool(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    return obj
-
-
-def write_json(obj: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(jsonable(obj), indent=1))
-    return path
 
 
 class ProbeOutput:

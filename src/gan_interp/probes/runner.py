@@ -36,7 +36,7 @@ from torch import nn
 
 from gan_interp.errors import ConfigError, GanInterpError
 from gan_interp.probes.context import ProbeContext
-from gan_interp.probes.output import jsonable, write_json
+from gan_interp.io import jsonable, write_json
 from gan_interp.probes.registry import RUNNER_KEYS, check_probe_kwargs, get_probe
 
 log = logging.getLogger(__name__)
