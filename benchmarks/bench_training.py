@@ -30,8 +30,8 @@ def _datamodule(resolution: int, n: int, cache_dir: str, batch_size: int = 64) -
 
 def plain_loop(model: DCGAN, loader, steps: int) -> list[float]:
     """The same D-then-G update DCGAN.training_step does, without Lightning."""
-    opt_g = torch.optim.Adam(model.generator.parameters(), lr=model.lr, betas=model.betas)
-    opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=model.lr, betas=model.betas)
+    opt_g = torch.optim.Adam(model.generator.parameters(), lr=model.hparams.lr, betas=model.hparams.betas)
+    opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=model.hparams.lr, betas=model.hparams.betas)
     times, it = [], iter(loader)
     for _ in range(steps):
         t0 = time.perf_counter()

@@ -56,7 +56,7 @@ def test_kgan_member_probes(tmp_path):
     from gan_interp.models.kgan import KGAN
 
     torch.manual_seed(0)
-    model = KGAN(latent_dim=8, k=3, ngf=4, ndf=4, resolution=32, channels=3, n_log_samples=4)
+    model = KGAN(latent_dim=8, k=3, ngf=4, ndf=4, resolution=32, channels=3)
     assert model.n_members == 3 and not has_style_space(model)
     results = run_probes(model, None, SMALL, tmp_path, epoch=0, strict=True)
     assert results["members"]["k"] == 3 and len(results["members"]["medoid_distances"]) == 3

@@ -55,7 +55,7 @@ def specialisation(run_dir: Path, seed: int = 0) -> dict:
         counts[j] = torch.bincount(cells, minlength=k).float()
     mix_cells = model.route_images(model.generate(torch.randn(N_SPEC * k, model.latent_dim, generator=g)))
     mix = torch.bincount(mix_cells, minlength=k).float() / mix_cells.numel()
-    weights = model.cell_weights.float().cpu()
+    weights = model.partition.cell_weights.float().cpu()
     frac = counts / counts.sum(1, keepdim=True)
     return {
         "k": k,

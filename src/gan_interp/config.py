@@ -77,11 +77,7 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"threads={threads} must be >= 1 (or null for torch's default)")
 
     resolution = int(_number(cfg, "data.resolution", cfg.data.get("resolution"), int))
-    supported = model_class(name).supported_resolutions
-    if resolution not in supported:
-        raise ConfigError(
-            f"data.resolution={resolution} cannot be made by model {name}; use one of {', '.join(map(str, supported))}"
-        )
+    model_class(name).check_resolution(resolution, name)  # before any data is built
     if int(_number(cfg, "data.batch_size", cfg.data.get("batch_size"), int)) < 1:
         raise ConfigError(f"data.batch_size={cfg.data.batch_size} must be >= 1")
     for key in ("val_fraction", "test_fraction"):

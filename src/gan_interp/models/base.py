@@ -18,21 +18,30 @@ Contract (all models):
 Models with a style space (StyleGAN-like) also satisfy the :class:`StyleSpace` protocol; test it
 with :func:`has_style_space`.
 
-Training uses manual optimization (two or more optimizers). ``g_steps`` counts generator updates:
-Lightning's ``global_step`` counts every optimizer step (D and G), so it is not used for that.
+Training uses manual optimization (two or more optimizers): every update goes through
+:meth:`GANModule.optimizer_update`. ``g_steps`` counts generator updates: Lightning's
+``global_step`` counts every optimizer step (D and G), so it is not used for that.
+
+Hyperparameters: subclasses call ``save_hyperparameters()`` and read them as ``self.hparams.<name>``
+(values that need a cast are normalised in ``self.hparams`` once, right after saving). The image
+sides a model can make are its class attribute ``supported_resolutions``, checked in one place:
+:meth:`GANModule.check_resolution` (by ``__init__`` and by the config check before any data is built).
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, TypeVar, runtime_checkable
 
 import lightning as L
 import torch
+from lightning.pytorch.core.optimizer import LightningOptimizer
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor, nn
 
 from gan_interp.errors import ConfigError
+
+LossOutput = TypeVar("LossOutput", Tensor, tuple)  # a loss, or (loss, *values the caller wants back)
 
 
 @runtime_checkable
@@ -60,7 +69,7 @@ def has_style_space(model: Any) -> bool:
 class GANModule(L.LightningModule):
     """Base class: generator contract, generator-step counter, fixed validation latents."""
 
-    supported_resolutions: tuple[int, ...] = (32, 64, 128)
+    supported_resolutions: tuple[int, ...] = (32, 64, 128)  # image sides the model can make (models declare theirs)
     uses_double_backward: bool = False  # True for WGAN-GP / R1 models (no fp16 then)
 
     def __init__(
@@ -70,8 +79,10 @@ class GANModule(L.LightningModule):
         channels: int,  # output image channels (3 RGB, 1 gray)
         n_fixed: int = 64,  # number of fixed latents used for sample grids and probes
         fixed_seed: int = 1234,  # seed of the fixed latents (independent of the training seed)
+        name: str | None = None,  # config name of the model (model.name), for error messages
     ) -> None:
         super().__init__()
+        self.check_resolution(int(resolution), name or type(self).__name__)
         self.automatic_optimization = False
         self.latent_dim = int(latent_dim)
         self.resolution = int(resolution)
@@ -142,6 +153,35 @@ class GANModule(L.LightningModule):
         return self.generate(self.sample_z(n, generator=g))
 
     # -- training helpers ------------------------------------------------------------------------
+    def optimizer_update(
+        self,
+        opt: torch.optim.Optimizer | LightningOptimizer,  # the optimizer to step (one of self.optimizers())
+        loss_fn: Callable[[], LossOutput],  # forward pass: the loss, or (loss, *extras)
+    ) -> LossOutput:
+        """One update of ``opt``'s parameters; the only place the manual-optimization sequence is written.
+
+        1. ``toggle_optimizer(opt)``: the other optimizers' parameters stop requiring gradients;
+        2. ``out = loss_fn()``: the forward pass, run under the toggle. ``out`` is the loss, or a
+           tuple ``(loss, *extras)`` whose extras (scores, loss parts) the caller wants back;
+        3. ``opt.zero_grad(set_to_none=True)``, ``manual_backward(loss)``, ``opt.step()``;
+        4. ``untoggle_optimizer(opt)`` (also when a step raises).
+
+        Returns ``out`` with every tensor in it detached. Random draws happen only inside ``loss_fn``,
+        in its own order, so a step written with this helper draws what the hand-written block drew.
+        """
+        self.toggle_optimizer(opt)
+        try:
+            out = loss_fn()
+            loss = out[0] if isinstance(out, tuple) else out
+            opt.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            opt.step()
+        finally:
+            self.untoggle_optimizer(opt)
+        if isinstance(out, tuple):
+            return tuple(v.detach() if isinstance(v, Tensor) else v for v in out)  # type: ignore[return-value]
+        return out.detach()
+
     def finish_generator_step(self) -> None:
         """Call once per generator update (keeps ``g_steps`` and logs it)."""
         self.g_steps += 1
@@ -153,6 +193,14 @@ class GANModule(L.LightningModule):
         fake = self.generate(self.sample_z(real.shape[0], generator=g))
         d_real, d_fake = self.critic(real).float().mean(), self.critic(fake).float().mean()
         self.log_dict({"val/d_real": d_real, "val/d_fake": d_fake, "val/d_gap": d_real - d_fake}, on_epoch=True)
+
+    # -- configuration checks ----------------------------------------------------------------------
+    @classmethod
+    def check_resolution(cls, resolution: int, name: str) -> None:
+        """One-line :class:`ConfigError` unless ``resolution`` is in ``supported_resolutions``."""
+        if resolution not in cls.supported_resolutions:
+            supported = ", ".join(map(str, cls.supported_resolutions))
+            raise ConfigError(f"data.resolution={resolution} cannot be made by model {name}; use one of {supported}")
 
     # -- Interpretable-GAN option (Li et al. 2022; gan_interp.dissect.interpretable) --------------
     def init_interpretable(self, cfg: Any) -> None:

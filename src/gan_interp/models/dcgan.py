@@ -12,17 +12,13 @@ import math
 import torch
 from torch import Tensor, nn
 
-from gan_interp.errors import ConfigError
 from gan_interp.models import losses
 from gan_interp.models.base import GANModule, init_dcgan_weights
 
 
-def _n_blocks(resolution: int, supported: tuple[int, ...]) -> int:
-    if resolution not in supported:
-        raise ConfigError(
-            f"data.resolution={resolution} cannot be made by this model; use one of {', '.join(map(str, supported))}"
-        )
-    return int(math.log2(resolution)) - 2  # 4x4 -> resolution takes this many doublings
+def _n_blocks(resolution: int) -> int:
+    """Doublings from 4x4 to ``resolution`` (one of :attr:`DCGAN.supported_resolutions`, checked by the model)."""
+    return int(math.log2(resolution)) - 2
 
 
 class DCGANGenerator(nn.Module):
@@ -31,10 +27,10 @@ class DCGANGenerator(nn.Module):
         latent_dim: int = 100,  # nz
         ngf: int = 64,  # generator width at the last hidden block
         channels: int = 3,  # output channels
-        resolution: int = 64,  # output side (32, 64, 128)
+        resolution: int = 64,  # output side, one of DCGAN.supported_resolutions
     ) -> None:
         super().__init__()
-        n = _n_blocks(resolution, (32, 64, 128))
+        n = _n_blocks(resolution)
         widths = [ngf * 2 ** (n - 1 - i) for i in range(n)]  # e.g. 64 px: 512, 256, 128, 64
         blocks: list[nn.Module] = [
             nn.Sequential(nn.ConvTranspose2d(latent_dim, widths[0], 4, 1, 0, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(True))
@@ -54,10 +50,10 @@ class DCGANDiscriminator(nn.Module):
         self,
         ndf: int = 64,  # discriminator width of the first block
         channels: int = 3,  # input channels
-        resolution: int = 64,  # input side (32, 64, 128)
+        resolution: int = 64,  # input side, one of DCGAN.supported_resolutions
     ) -> None:
         super().__init__()
-        n = _n_blocks(resolution, (32, 64, 128))
+        n = _n_blocks(resolution)
         widths = [ndf * 2**i for i in range(n)]  # e.g. 64 px: 64, 128, 256, 512
         blocks: list[nn.Module] = [nn.Sequential(nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True))]
         for c_in, c_out in zip(widths[:-1], widths[1:]):
@@ -71,6 +67,8 @@ class DCGANDiscriminator(nn.Module):
 
 class DCGAN(GANModule):
     """DCGAN with the non-saturating logistic loss, one D step and one G step per batch."""
+
+    supported_resolutions = (32, 64, 128)
 
     def __init__(
         self,
@@ -86,13 +84,13 @@ class DCGAN(GANModule):
         name: str = "dcgan",
         interpretable: dict | None = None,  # Interpretable-GAN option: {enabled, layer, n_concepts, lambda_*...}
     ) -> None:
-        super().__init__(latent_dim, resolution, channels, n_fixed, fixed_seed)
+        super().__init__(latent_dim, resolution, channels, n_fixed, fixed_seed, name=name)
         self.save_hyperparameters()
+        self.hparams.betas = tuple(float(b) for b in betas)  # plain floats: optimizer state loads with weights_only
         self.generator = DCGANGenerator(latent_dim, ngf, channels, resolution)
         self.discriminator = DCGANDiscriminator(ndf, channels, resolution)
         self.generator.apply(init_dcgan_weights)
         self.discriminator.apply(init_dcgan_weights)
-        self.lr, self.betas = lr, tuple(betas)
         self.init_interpretable(interpretable)
 
     # contract
@@ -109,8 +107,10 @@ class DCGAN(GANModule):
         return {f"block{i}": b for i, b in enumerate(self.discriminator.blocks)}
 
     def configure_optimizers(self):
-        opt_g = torch.optim.Adam([{"params": self.generator.parameters()}, *self.interpretable_param_groups()], lr=self.lr, betas=self.betas)
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.lr, betas=self.betas)
+        lr, betas = self.hparams.lr, self.hparams.betas
+        g_groups = [{"params": self.generator.parameters()}, *self.interpretable_param_groups()]
+        opt_g = torch.optim.Adam(g_groups, lr=lr, betas=betas)
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=betas)
         return opt_g, opt_d
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
@@ -118,22 +118,15 @@ class DCGAN(GANModule):
         real = batch["image"]
         fake = self.generate(self.sample_z(real.shape[0]))
 
-        # discriminator: real -> 1, fake -> 0
-        self.toggle_optimizer(opt_d)
-        real_scores, fake_scores = self.critic(real), self.critic(fake.detach())
-        d_loss = losses.d_logistic_loss(real_scores, fake_scores)
-        opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(d_loss)
-        opt_d.step()
-        self.untoggle_optimizer(opt_d)
+        def d_loss() -> tuple[Tensor, Tensor, Tensor]:  # real -> 1, fake -> 0
+            real_scores, fake_scores = self.critic(real), self.critic(fake.detach())
+            return losses.d_logistic_loss(real_scores, fake_scores), real_scores, fake_scores
 
-        # generator: fool the updated discriminator
-        self.toggle_optimizer(opt_g)
-        g_loss = losses.g_nonsaturating_loss(self.critic(fake)) + self.interpretable_loss()
-        opt_g.zero_grad(set_to_none=True)
-        self.manual_backward(g_loss)
-        opt_g.step()
-        self.untoggle_optimizer(opt_g)
+        def g_loss() -> Tensor:  # fool the updated discriminator
+            return losses.g_nonsaturating_loss(self.critic(fake)) + self.interpretable_loss()
+
+        d_loss_value, real_scores, fake_scores = self.optimizer_update(opt_d, d_loss)
+        g_loss_value = self.optimizer_update(opt_g, g_loss)
         self.finish_generator_step()
 
-        self.log_adversarial_step(d_loss, g_loss, real_scores, fake_scores)
+        self.log_adversarial_step(d_loss_value, g_loss_value, real_scores, fake_scores)

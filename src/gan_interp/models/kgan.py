@@ -1,12 +1,14 @@
 """k-GAN (Ambrogioni, Güçlü & van Gerven 2019): an ensemble of k WGAN-GP pairs, one per data cell.
 
 Training data are split into k cells by a balanced power-cell partition (semi-discrete optimal
-transport, :mod:`gan_interp.models.partition`) in a feature space (default: 8x8 area-downsampled
-pixels). Sites are the cells' centroids (k-means/Lloyd update); offsets keep every cell at 1/k of
-the training set exactly (sizes differ by at most one image). The partition is computed at the
-start of epoch 0 (k-means++ seeding + ``init_iters`` Lloyd rounds) and recomputed every
-``repartition_every`` epochs (one Lloyd round, warm-started offsets). Empty cells cannot occur in a
-balanced partition; with ``balanced=false`` (plain Voronoi cells) they are re-seeded.
+transport, :mod:`gan_interp.models.partition`; the state is one
+:class:`~gan_interp.models.kgan_partition.KGANPartition` module, ``model.partition``) in a feature
+space (default: 8x8 area-downsampled pixels). Sites are the cells' centroids (k-means/Lloyd
+update); offsets keep every cell at 1/k of the training set exactly (sizes differ by at most one
+image). The partition is computed at the start of epoch 0 (k-means++ seeding + ``init_iters``
+Lloyd rounds) and recomputed every ``repartition_every`` epochs (one Lloyd round, warm-started
+offsets). Empty cells cannot occur in a balanced partition; with ``balanced=false`` (plain Voronoi
+cells) they are re-seeded.
 
 Each member j is a WGAN-GP pair (lambda 10, Adam(1e-4, betas (0, 0.9))) trained on the batch rows
 of its own cell only; a member without rows in a batch skips that batch. Critic steps happen every
@@ -16,6 +18,9 @@ the run), i.e. ``n_critic`` critic updates per generator update; ``g_steps`` cou
 Baselines (``-m model.k=1,3 model.independent=false,true``): ``k=1`` is one WGAN-GP on all data;
 ``independent=true`` trains k members each on *all* data (the partition is still computed and
 logged, and routes ``critic(x)``, but does not select training data).
+
+The cell medoids, member samples and ``partition.json`` of ``<run>/kgan/epoch_XXX/`` are written by
+:class:`gan_interp.callbacks.kgan_epoch_images.KGANEpochImages`.
 
 Generator contract (what probes see):
 
@@ -39,20 +44,15 @@ image to member 0; ``generate(z)`` routes with uniform bins.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import torch
 from torch import Tensor, nn
-from torchvision.utils import make_grid, save_image
 
 from gan_interp.errors import ConfigError
-from gan_interp.logging_utils import log_image
 from gan_interp.models import losses
 from gan_interp.models import partition as P
 from gan_interp.models.base import GANModule
 from gan_interp.models.kgan_nets import Member, routed_forward
+from gan_interp.models.kgan_partition import KGANPartition
 
 FEATURE_CHUNK = 512  # images per chunk when computing training-set features
 
@@ -84,13 +84,11 @@ class KGAN(GANModule):
         init_iters: int = 5,  # Lloyd rounds when the partition is first built
         n_sweeps: int = 20,  # dual coordinate-ascent sweeps per OT solve (then exact repair)
         partition_seed: int = 0,  # seed of the k-means++ site initialisation
-        n_log_samples: int = 16,  # samples per member in the epoch-end grids
-        log_every_n_epochs: int = 1,  # medoid / sample grids every N epochs (and the last)
-        n_fixed: int = 64,
-        fixed_seed: int = 1234,
-        name: str = "kgan",
+        n_fixed: int = 64,  # fixed latents for sample grids and probes
+        fixed_seed: int = 1234,  # seed of the fixed latents
+        name: str = "kgan",  # config name (model.name)
     ) -> None:
-        super().__init__(latent_dim, resolution, channels, n_fixed, fixed_seed)
+        super().__init__(latent_dim, resolution, channels, n_fixed, fixed_seed, name=name)
         if int(k) < 1:
             raise ConfigError(f"model.k={k} must be >= 1")
         if int(n_critic) < 1:
@@ -98,28 +96,27 @@ class KGAN(GANModule):
         if int(repartition_every) < 1:
             raise ConfigError(f"model.repartition_every={repartition_every} must be >= 1")
         if feature_space not in P.FEATURE_SPACES:
-            raise ConfigError(f"model.feature_space={feature_space!r} is unknown; use one of {', '.join(P.FEATURE_SPACES)}")
+            spaces = ", ".join(P.FEATURE_SPACES)
+            raise ConfigError(f"model.feature_space={feature_space!r} is unknown; use one of {spaces}")
         self.save_hyperparameters()
-        self.k, self.n_critic, self.gp_lambda = int(k), int(n_critic), float(gp_lambda)
-        self.lr, self.betas = float(lr), tuple(float(b) for b in betas)
-        self.independent, self.balanced = bool(independent), bool(balanced)
-        self.repartition_every, self.init_iters, self.n_sweeps = int(repartition_every), int(init_iters), int(n_sweeps)
-        self.feature_space, self.feature_size, self.partition_seed = feature_space, int(feature_size), int(partition_seed)
-        self.n_log_samples, self.log_every_n_epochs = int(n_log_samples), max(1, int(log_every_n_epochs))
+        self.hparams.betas = tuple(float(b) for b in betas)  # plain floats: optimizer state loads with weights_only
 
-        self.members = nn.ModuleList(Member(arch, latent_dim, ngf, ndf, channels, resolution) for _ in range(self.k))
+        self.members = nn.ModuleList(Member(arch, latent_dim, ngf, ndf, channels, resolution) for _ in range(k))
         self.g_taps = nn.ModuleDict({name: nn.Identity() for name in self.members[0].generator.stages})
         self.d_taps = nn.ModuleDict({name: nn.Identity() for name in self.members[0].discriminator.stages})
-
-        feat_dim = (1 if feature_space == "gray" else channels) * self.feature_size**2
-        self.register_buffer("sites", torch.zeros(self.k, feat_dim))  # [k, d] cell sites (centroids)
-        self.register_buffer("offsets", torch.zeros(self.k, dtype=torch.float64))  # [k] power-cell offsets
-        self.register_buffer("cell_weights", torch.full((self.k,), 1.0 / self.k))  # [k] latent routing bins
-        self.register_buffer("partition_ready", torch.zeros((), dtype=torch.bool))
-        self.row_to_member: Tensor | None = None  # [max_row + 1] member of each training row (-1: none)
-        self.medoid_rows: list[int] = []
-        self.batches_seen = 0
-        self._features: tuple[Tensor, Tensor, list[int]] | None = None  # (features, rows, positions)
+        self.partition = KGANPartition(
+            k,
+            channels,
+            balanced=balanced,
+            uniform_weights=independent,  # independent GANs: latents routed uniformly
+            feature_space=feature_space,
+            feature_size=feature_size,
+            init_iters=init_iters,
+            n_sweeps=n_sweeps,
+            seed=partition_seed,
+        )
+        self.batches_seen = 0  # training batches so far (generator rounds: every n_critic-th)
+        self._features: tuple[Tensor, Tensor, list[int]] | None = None  # cache of train_features()
 
     # -- generator contract ------------------------------------------------------------------------
     def route_latents(self, z: Tensor) -> tuple[Tensor, Tensor]:
@@ -128,7 +125,8 @@ class KGAN(GANModule):
         if self.k == 1:
             return torch.zeros(n, dtype=torch.long, device=z.device), z
         u = torch.special.ndtr(z[:, 0].double())
-        edges = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(self.cell_weights.double().cpu(), 0)])
+        weights = self.partition.cell_weights.double().cpu()
+        edges = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(weights, 0)])
         edges = (edges / edges[-1]).to(z.device)
         member = torch.bucketize(u, edges[1:-1], right=True).clamp_(0, self.k - 1)
         lo, hi = edges[member], edges[member + 1]
@@ -139,10 +137,7 @@ class KGAN(GANModule):
 
     def route_images(self, x: Tensor) -> Tensor:
         """Cell (member) of each image: power cells of its features with the current sites/offsets."""
-        if self.k == 1:
-            return torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-        feats = P.pixel_features(x.detach(), self.feature_size, self.feature_space)
-        return P.power_assign(P.squared_distances(feats, self.sites), self.offsets.double()).to(x.device)
+        return self.partition.assign(self.partition.features(x)).to(x.device)
 
     def generate(self, z: Tensor, member: int | None = None) -> Tensor:
         """Images in [-1, 1]; routed over members (deterministic in z) unless ``member`` is given."""
@@ -186,7 +181,7 @@ class KGAN(GANModule):
         return KGANMemberView(self, j)
 
     # -- partition ---------------------------------------------------------------------------------
-    def _train_features(self) -> tuple[Tensor, Tensor, list[int]]:
+    def train_features(self) -> tuple[Tensor, Tensor, list[int]]:
         """(features [n, d], cache rows [n], dataset positions) of the training split (cached)."""
         if self._features is not None:
             return self._features
@@ -196,118 +191,67 @@ class KGAN(GANModule):
             ds = dm.dataset("train")
             for a in range(0, len(ds), FEATURE_CHUNK):
                 b = ds.__getitems__(list(range(a, min(a + FEATURE_CHUNK, len(ds)))))
-                feats.append(P.pixel_features(b["image"], self.feature_size, self.feature_space))
+                feats.append(self.partition.features(b["image"]))
                 rows.append(b["index"])
             positions = list(range(len(ds)))
         else:  # any loader whose batches carry "index"
             for b in self.trainer.train_dataloader:
-                feats.append(P.pixel_features(b["image"], self.feature_size, self.feature_space))
+                feats.append(self.partition.features(b["image"]))
                 rows.append(b["index"])
             positions = []
         self._features = (torch.cat(feats), torch.cat(rows).long(), positions)
         return self._features
 
-    @torch.no_grad()
-    def recompute_partition(self) -> P.Partition:
-        """Build (first call) or update (Lloyd round + OT) the partition of the training set."""
-        feats, rows, _ = self._train_features()
-        if not bool(self.partition_ready):
-            g = torch.Generator().manual_seed(self.partition_seed)
-            sites, offsets, rounds = P.kmeans_pp_sites(feats, self.k, g), None, self.init_iters
-            assignment = None
-        else:
-            sites, offsets, rounds = self.sites.detach().cpu(), self.offsets.detach().cpu(), 1
-            assignment = self.row_to_member[rows].cpu() if self.row_to_member is not None else None
-            if assignment is not None and bool((assignment < 0).any()):
-                assignment = None
-            if assignment is not None:  # Lloyd: sites <- centroids of the current cells
-                sites = P.cell_centroids(feats, assignment, self.k, previous=sites)
-                rounds = 0
-        for _ in range(rounds):
-            part, sites, _ = P.update_partition(feats, sites, offsets, self.balanced, self.n_sweeps)
-            sites, offsets = P.cell_centroids(feats, part.assignment, self.k, previous=sites), part.offsets
-        part, sites, reseeded = P.update_partition(feats, sites, offsets, self.balanced, self.n_sweeps)
-        self._store_partition(part, sites, feats, rows)
-        self.partition_stats = {
-            "ot_cost": part.cost / max(1, len(rows)),  # mean squared feature distance to the own site
-            "reseeded": float(len(reseeded)),  # empty cells re-seeded (Voronoi mode only)
-        }
-        return part
-
-    def _store_partition(self, part: P.Partition, sites: Tensor, feats: Tensor, rows: Tensor) -> None:
-        self.sites.copy_(sites.to(self.sites))
-        self.offsets.copy_(part.offsets.to(self.offsets))
-        n = max(1, int(part.counts.sum()))
-        weights = torch.full((self.k,), 1.0 / self.k) if self.independent else part.counts.float() / n
-        self.cell_weights.copy_(weights.to(self.cell_weights))
-        self.partition_ready.fill_(True)
-        lookup = torch.full((int(rows.max()) + 1,), -1, dtype=torch.long)
-        lookup[rows] = part.assignment
-        self.row_to_member = lookup
-        med = P.cell_medoids(feats, part.assignment, self.k)
-        self.medoid_rows = [int(rows[i]) if i >= 0 else -1 for i in med.tolist()]
-        self.cell_sizes = part.counts.tolist()
-
-    def members_of(self, rows: Tensor, images: Tensor) -> Tensor:
-        """Member of each batch row: the stored partition, power cells for rows it does not know."""
-        member = torch.full((rows.shape[0],), -1, dtype=torch.long)
-        if self.row_to_member is not None:
-            r = rows.cpu()
-            known = r < self.row_to_member.shape[0]
-            member[known] = self.row_to_member[r[known]]
-        unknown = member < 0
-        if bool(unknown.any()):
-            member[unknown] = self.route_images(images[unknown.to(images.device)]).cpu()
-        return member.to(images.device)
+    def medoid_positions(self) -> list[int] | None:
+        """Training-split dataset positions of the cell medoids; ``None`` if unknown (no features yet)."""
+        if not self.partition.medoid_rows or self._features is None:
+            return None
+        _, rows, positions = self._features
+        pos_of = {int(r): p for r, p in zip(rows.tolist(), positions)}
+        wanted = [pos_of.get(r) for r in self.partition.medoid_rows]
+        return None if any(p is None for p in wanted) else wanted
 
     # -- training ----------------------------------------------------------------------------------
     def configure_optimizers(self):
-        make = lambda p: torch.optim.Adam(p, lr=self.lr, betas=self.betas)  # noqa: E731
-        return [make(m.generator.parameters()) for m in self.members] + [make(m.discriminator.parameters()) for m in self.members]
+        """One Adam per net: the k generators' optimizers, then the k critics'."""
+        nets = [m.generator for m in self.members] + [m.discriminator for m in self.members]
+        return [torch.optim.Adam(net.parameters(), lr=self.hparams.lr, betas=self.hparams.betas) for net in nets]
 
     def on_train_epoch_start(self) -> None:
-        epoch = self.current_epoch
-        if self.row_to_member is None or (epoch % self.repartition_every == 0 and getattr(self, "_partition_epoch", None) != epoch):
-            self.recompute_partition()
-            self._partition_epoch = epoch
-        sizes = getattr(self, "cell_sizes", None)
-        if sizes is None and self.row_to_member is not None:
-            sizes = torch.bincount(self.row_to_member[self.row_to_member >= 0], minlength=self.k).tolist()
-        for j, s in enumerate(sizes or []):
+        epoch, part = self.current_epoch, self.partition
+        if part.row_to_member is None or (epoch % self.hparams.repartition_every == 0 and part.epoch != epoch):
+            features, rows, _ = self.train_features()
+            part.update(features, rows, epoch)
+        for j, s in enumerate(part.cell_sizes or []):
             self.log(f"kgan/cell_size/m{j}", float(s), on_step=False, on_epoch=True)
-        for key, value in getattr(self, "partition_stats", {}).items():
+        for key, value in part.stats.items():
             self.log(f"kgan/{key}", value, on_step=False, on_epoch=True)
 
     def _critic_step(self, member: Member, real: Tensor, opt) -> dict[str, Tensor]:
         with torch.no_grad():
             fake = member.generator(self.sample_z(real.shape[0]))
-        self.toggle_optimizer(opt)
-        real_s, fake_s = member.critic_scores(real).float(), member.critic_scores(fake).float()
-        gp = losses.gradient_penalty(member.critic_scores, real, fake).mean()
-        w_loss = losses.wgan_critic_loss(real_s, fake_s)
-        loss = w_loss + self.gp_lambda * gp
-        opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        opt.step()
-        self.untoggle_optimizer(opt)
-        return {"d_loss": loss.detach(), "gp": gp.detach(), "w_dist": -w_loss.detach()}
+
+        def critic_loss() -> tuple[Tensor, Tensor, Tensor]:  # (WGAN loss + lambda GP, GP, WGAN loss)
+            real_s, fake_s = member.critic_scores(real).float(), member.critic_scores(fake).float()
+            gp = losses.gradient_penalty(member.critic_scores, real, fake).mean()
+            w_loss = losses.wgan_critic_loss(real_s, fake_s)
+            return w_loss + self.hparams.gp_lambda * gp, gp, w_loss
+
+        loss, gp, w_loss = self.optimizer_update(opt, critic_loss)
+        return {"d_loss": loss, "gp": gp, "w_dist": -w_loss}
 
     def _generator_step(self, member: Member, n: int, opt) -> Tensor:
-        self.toggle_optimizer(opt)
-        g_loss = losses.wgan_generator_loss(member.critic_scores(member.generator(self.sample_z(n))).float())
-        opt.zero_grad(set_to_none=True)
-        self.manual_backward(g_loss)
-        opt.step()
-        self.untoggle_optimizer(opt)
-        return g_loss.detach()
+        return self.optimizer_update(
+            opt, lambda: losses.wgan_generator_loss(member.critic_scores(member.generator(self.sample_z(n))).float())
+        )
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         opts = self.optimizers()
         opts = opts if isinstance(opts, list) else [opts]
         opt_g, opt_d = opts[: self.k], opts[self.k :]
         real = batch["image"]
-        owner = None if self.independent else self.members_of(batch["index"], real)
-        g_round = self.batches_seen % self.n_critic == 0
+        owner = None if self.hparams.independent else self.partition.members_of(batch["index"], real)
+        g_round = self.batches_seen % self.hparams.n_critic == 0
         self.batches_seen += 1
         d_losses, g_losses = [], []
         for j, member in enumerate(self.members):
@@ -329,82 +273,22 @@ class KGAN(GANModule):
                 self.log("train/g_loss", torch.stack(g_losses).mean(), on_step=True, on_epoch=True, prog_bar=True)
             self.finish_generator_step()
 
-    # -- epoch-end images --------------------------------------------------------------------------
-    def on_train_epoch_end(self) -> None:
-        epoch, trainer = self.current_epoch, self.trainer
-        last = trainer.max_epochs is not None and epoch + 1 == trainer.max_epochs
-        if (epoch + 1) % self.log_every_n_epochs and not last:
-            return
-        if trainer.global_rank != 0:
-            return
-        self.write_epoch_images(epoch)
-
-    @torch.no_grad()
-    def write_epoch_images(self, epoch: int) -> Path:
-        """Medoid of every cell + samples of every member: PNGs in ``<run>/kgan/epoch_XXX/`` and loggers."""
-        from gan_interp.callbacks.sample_grid import run_dir_of
-
-        out = run_dir_of(self.trainer) / "kgan" / f"epoch_{epoch:03d}"
-        out.mkdir(parents=True, exist_ok=True)
-        step = self.trainer.global_step
-        medoids = self._medoid_images()
-        if medoids is not None:
-            grid = make_grid(medoids, nrow=self.k, normalize=True, value_range=(-1, 1), padding=2)
-            save_image(grid, out / "medoids.png")
-            log_image(self.trainer.loggers, "kgan/medoids", grid, step=step, caption=f"epoch {epoch}: cells 0..{self.k - 1}")
-        was_training = self.training
-        self.eval()
-        try:
-            z = self.fixed_latents(self.n_log_samples)
-            for j in range(self.k):
-                imgs = self.generate(z, member=j).float().cpu()
-                grid = make_grid(imgs, nrow=max(1, int(self.n_log_samples**0.5)), normalize=True, value_range=(-1, 1))
-                save_image(grid, out / f"samples_m{j}.png")
-                log_image(self.trainer.loggers, f"kgan/samples/m{j}", grid, step=step, caption=f"epoch {epoch}")
-        finally:
-            self.train(was_training)
-        info: dict[str, Any] = {
-            "epoch": epoch,
-            "k": self.k,
-            "independent": self.independent,
-            "cell_sizes": getattr(self, "cell_sizes", None),
-            "cell_weights": self.cell_weights.tolist(),
-            "offsets": self.offsets.tolist(),
-            "medoid_rows": self.medoid_rows,
-            **getattr(self, "partition_stats", {}),
-        }
-        (out / "partition.json").write_text(json.dumps(info, indent=1))
-        return out
-
-    def _medoid_images(self) -> Tensor | None:
-        dm = getattr(self.trainer, "datamodule", None)
-        if dm is None or not hasattr(dm, "dataset") or not self.medoid_rows or self._features is None:
-            return None
-        _, rows, positions = self._features
-        pos_of = {int(r): p for r, p in zip(rows.tolist(), positions)}
-        wanted = [pos_of.get(r) for r in self.medoid_rows]
-        if any(p is None for p in wanted):
-            return None
-        return dm.dataset("train").__getitems__(wanted)["image"]
+    # -- hyperparameters other code reads -------------------------------------------------------------
+    @property
+    def k(self) -> int:
+        """Ensemble size (``model.k``)."""
+        return self.hparams.k
 
     # -- checkpoint --------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
-        checkpoint["kgan"] = {
-            "row_to_member": self.row_to_member,
-            "medoid_rows": list(self.medoid_rows),
-            "batches_seen": self.batches_seen,
-            "partition_epoch": getattr(self, "_partition_epoch", None),
-        }
+        checkpoint["kgan"] = {**self.partition.checkpoint_state(), "batches_seen": self.batches_seen}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)
         state = checkpoint.get("kgan", {})
-        self.row_to_member = state.get("row_to_member")
-        self.medoid_rows = list(state.get("medoid_rows", []))
+        self.partition.load_checkpoint_state(state)
         self.batches_seen = int(state.get("batches_seen", 0))
-        if state.get("partition_epoch") is not None:
-            self._partition_epoch = int(state["partition_epoch"])
 
 
 class KGANMemberView(GANModule):

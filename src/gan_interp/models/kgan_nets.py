@@ -40,11 +40,9 @@ class StagedNet(nn.Module):
         return x
 
 
-def _check(arch: str, resolution: int) -> None:
+def _check_arch(arch: str) -> None:
     if arch not in ARCHES:
         raise ConfigError(f"model.arch={arch!r} is unknown; use one of {', '.join(ARCHES)}")
-    if resolution not in (32, 64):
-        raise ConfigError(f"data.resolution={resolution} cannot be made by k-GAN nets; use 32 or 64")
 
 
 def _up(c_in: int, c_out: int) -> nn.Sequential:
@@ -56,10 +54,10 @@ def make_generator(
     latent_dim: int,  # size of z
     ngf: int,  # width unit (thesis: first feature map has 4*ngf channels)
     channels: int,  # output image channels
-    resolution: int,  # 32 or 64
+    resolution: int,  # one of KGAN.supported_resolutions (checked by the model)
 ) -> StagedNet:
     """Generator ``[n, latent_dim] -> [n, channels, resolution, resolution]`` in [-1, 1]."""
-    _check(arch, resolution)
+    _check_arch(arch)
     if arch == "thesis":  # linear -> s x s (s = res/8), then 3 transposed convs doubling to res
         s, c0 = resolution // 8, 4 * ngf
         fc = nn.Sequential(nn.Linear(latent_dim, c0 * s * s, bias=False), nn.Unflatten(1, (c0, s, s)), nn.BatchNorm2d(c0), nn.ReLU(True))
@@ -86,10 +84,10 @@ def make_critic(
     arch: str,  # 'thesis' or 'dcgan'
     ndf: int,  # width of the first conv
     channels: int,  # input image channels
-    resolution: int,  # 32 or 64
+    resolution: int,  # one of KGAN.supported_resolutions (checked by the model)
 ) -> StagedNet:
     """WGAN critic ``[n, channels, res, res] -> [n, 1]`` raw scores; no batch statistics anywhere."""
-    _check(arch, resolution)
+    _check_arch(arch)
     if arch == "thesis":  # 2 strided convs, then one linear layer
         side = resolution // 4
         return StagedNet(
@@ -144,4 +142,4 @@ def routed_forward(nets: list[StagedNet], taps: nn.ModuleDict, x: Tensor, member
     return h
 
 
-__all__ = ["ARCHES", "Member", "StagedNet", "init_member_weights", "make_critic", "make_generator", "routed_forward"]
+__all__ = ["ARCHES", "Member", "StagedNet", "make_critic", "make_generator", "routed_forward"]

@@ -205,9 +205,7 @@ class StyleGANLite(GANModule):
         fixed_seed: int = 1234,
         name: str = "stylegan_lite",
     ) -> None:
-        super().__init__(latent_dim, resolution, channels, n_fixed, fixed_seed)
-        if resolution not in self.supported_resolutions:
-            raise ConfigError(f"data.resolution={resolution} cannot be made by stylegan_lite; use 32 or 64")
+        super().__init__(latent_dim, resolution, channels, n_fixed, fixed_seed, name=name)
         if int(n_mapping) < 1:
             raise ConfigError(f"model.n_mapping={n_mapping} must be >= 1 (StyleGAN-lite uses 2-4)")
         if int(r1_every) < 1:
@@ -215,15 +213,11 @@ class StyleGANLite(GANModule):
         if not 0.0 <= float(style_mixing_prob) <= 1.0:
             raise ConfigError(f"model.style_mixing_prob={style_mixing_prob} must be in [0, 1]")
         self.save_hyperparameters()
+        self.hparams.betas = tuple(float(b) for b in betas)  # plain floats: optimizer state loads with weights_only
         self.generator = StyleGenerator(latent_dim, w_dim, n_mapping, mapping_lr_mul, w_avg_beta, resolution, channels, channel_base, channel_max)
         self.discriminator = StyleDiscriminator(resolution, channels, channel_base, channel_max, mbstd_group)
         self.g_ema = copy.deepcopy(self.generator).requires_grad_(False)
-        self.w_dim, self.n_ws = int(w_dim), self.generator.synthesis.n_ws
-        self.lr, self.betas = float(lr), tuple(float(b) for b in betas)
-        self.r1_gamma, self.r1_every = float(r1_gamma), int(r1_every)
-        self.style_mixing_prob = float(style_mixing_prob)
-        self.ema_kimg, self.ema_rampup = float(ema_kimg), (None if ema_rampup is None else float(ema_rampup))
-        self.truncation_psi, self.use_ema = float(truncation_psi), bool(use_ema)
+        self.n_ws = self.generator.synthesis.n_ws
         self.d_steps = 0
         self.images_seen = 0  # real images consumed (drives the EMA ramp-up)
         self.init_interpretable(interpretable)  # hooks the training generator's chosen layer
@@ -312,17 +306,19 @@ class StyleGANLite(GANModule):
 
     # -- training ----------------------------------------------------------------------------------
     def configure_optimizers(self):
-        c = self.r1_every / (self.r1_every + 1)  # lazy regularisation (StyleGAN2, appendix B)
-        opt_g = torch.optim.Adam([{"params": self.generator.parameters()}, *self.interpretable_param_groups()],
-                                 lr=self.lr, betas=self.betas)
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.lr * c, betas=(self.betas[0] ** c, self.betas[1] ** c))
+        hp = self.hparams
+        c = hp.r1_every / (hp.r1_every + 1)  # lazy regularisation (StyleGAN2, appendix B)
+        g_groups = [{"params": self.generator.parameters()}, *self.interpretable_param_groups()]
+        opt_g = torch.optim.Adam(g_groups, lr=hp.lr, betas=hp.betas)
+        d_betas = (hp.betas[0] ** c, hp.betas[1] ** c)
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr * c, betas=d_betas)
         return opt_g, opt_d
 
     def _training_ws(self, n: int, update_w_avg: bool) -> Tensor:
         """ws for training fakes: one w per sample, mixed with a second w after a random layer."""
         g = self.generator
         ws = self.broadcast_ws(g.mapping(self.sample_z(n), update_w_avg=update_w_avg))
-        if self.n_ws > 1 and float(torch.rand(())) < self.style_mixing_prob:
+        if self.n_ws > 1 and float(torch.rand(())) < self.hparams.style_mixing_prob:
             cut = int(torch.randint(1, self.n_ws, ()))
             w2 = g.mapping(self.sample_z(n))
             ws = torch.cat([ws[:, :cut], w2[:, None].expand(-1, self.n_ws - cut, -1)], dim=1)
@@ -334,9 +330,9 @@ class StyleGANLite(GANModule):
     def ema_beta(self, batch_size: int) -> float:
         """EMA decay for one step of ``batch_size`` images: ``0.5 ** (batch / half_life)``, with the
         half-life ``ema_kimg * 1000`` images, capped at ``ema_rampup * images_seen`` early on."""
-        half_life = self.ema_kimg * 1000.0
-        if self.ema_rampup is not None:
-            half_life = min(half_life, self.images_seen * self.ema_rampup)
+        half_life = self.hparams.ema_kimg * 1000.0
+        if self.hparams.ema_rampup is not None:
+            half_life = min(half_life, self.images_seen * self.hparams.ema_rampup)
         return 0.5 ** (batch_size / max(half_life, 1e-8))
 
     @torch.no_grad()
@@ -353,37 +349,37 @@ class StyleGANLite(GANModule):
         n = real.shape[0]
 
         # discriminator: logistic loss, plus lazy R1 on reals every r1_every minibatches
-        self.toggle_optimizer(opt_d)
+        _, d_loss, real_scores, fake_scores = self.optimizer_update(opt_d, lambda: self._d_loss(real))
+        self.d_steps += 1
+
+        # generator: non-saturating loss, then EMA
+        def g_loss() -> Tensor:
+            g_scores = self.critic(self._fake(n, update_w_avg=True))
+            return losses.g_nonsaturating_loss(g_scores.float()) + self.interpretable_loss()
+
+        g_loss_value = self.optimizer_update(opt_g, g_loss)
+        self.images_seen += n
+        self.update_ema(self.ema_beta(n))
+        self.finish_generator_step()
+
+        self.log_adversarial_step(d_loss, g_loss_value, real_scores, fake_scores)
+
+    def _d_loss(self, real: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(total, logistic loss, real scores, fake scores)``: logistic loss + lazy R1 on reals every
+        ``r1_every`` minibatches (weighted by ``r1_every``)."""
+        r1_gamma, r1_every = self.hparams.r1_gamma, self.hparams.r1_every
         with torch.no_grad():
-            fake = self._fake(n)
-        do_r1 = self.r1_gamma > 0 and self.d_steps % self.r1_every == 0
+            fake = self._fake(real.shape[0])
+        do_r1 = r1_gamma > 0 and self.d_steps % r1_every == 0
         real_in = real.detach().requires_grad_(do_r1)
         real_scores, fake_scores = self.critic(real_in), self.critic(fake)
         d_loss = losses.d_logistic_loss(real_scores.float(), fake_scores.float())
         total = d_loss
         if do_r1:
             r1 = losses.r1_penalty(real_scores, real_in).mean()
-            total = d_loss + 0.5 * self.r1_gamma * self.r1_every * r1
+            total = d_loss + 0.5 * r1_gamma * r1_every * r1
             self.log("train/r1", r1.detach(), on_step=True, on_epoch=True)
-        opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(total)
-        opt_d.step()
-        self.untoggle_optimizer(opt_d)
-        self.d_steps += 1
-
-        # generator: non-saturating loss, then EMA
-        self.toggle_optimizer(opt_g)
-        g_scores = self.critic(self._fake(n, update_w_avg=True))
-        g_loss = losses.g_nonsaturating_loss(g_scores.float()) + self.interpretable_loss()
-        opt_g.zero_grad(set_to_none=True)
-        self.manual_backward(g_loss)
-        opt_g.step()
-        self.untoggle_optimizer(opt_g)
-        self.images_seen += n
-        self.update_ema(self.ema_beta(n))
-        self.finish_generator_step()
-
-        self.log_adversarial_step(d_loss, g_loss, real_scores, fake_scores)
+        return total, d_loss, real_scores, fake_scores
 
     # -- checkpoint --------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -395,6 +391,22 @@ class StyleGANLite(GANModule):
         super().on_load_checkpoint(checkpoint)
         self.d_steps = int(checkpoint.get("d_steps", 0))
         self.images_seen = int(checkpoint.get("images_seen", 0))
+
+    # -- hyperparameters the generator contract reads ----------------------------------------------
+    @property
+    def w_dim(self) -> int:
+        """Size of one w (``model.w_dim``)."""
+        return self.hparams.w_dim
+
+    @property
+    def truncation_psi(self) -> float:
+        """Default truncation of ``generate`` / ``mapping`` (``model.truncation_psi``, 1 = none)."""
+        return self.hparams.truncation_psi
+
+    @property
+    def use_ema(self) -> bool:
+        """Eval-mode generation uses the EMA generator (``model.use_ema``)."""
+        return self.hparams.use_ema
 
 
 __all__ = ["MappingNetwork", "StyleDiscriminator", "StyleGANLite", "StyleGenerator", "SynthesisNetwork"]
