@@ -49,7 +49,7 @@ def test_fast_dev_run_partitions_the_batch_and_writes_medoids_and_samples(make_c
             assert torch.isfinite(torch.tensor(metrics[f"train/m{j}/d_loss"]))
             assert metrics[f"train/m{j}/gp"] >= 0
     out = Path(cfg.paths.output_dir) / "kgan" / "epoch_000"
-    assert {p.name for p in out.iterdir()} == {"medoids.png", "samples_m0.png", "samples_m1.png", "samples_m2.png", "partition.json"}
+    assert {p.name for p in out.iterdir()} == {"cell_medoids.png", "samples_m0.png", "samples_m1.png", "samples_m2.png", "partition.json"}
     info = json.loads((out / "partition.json").read_text())
     split = json.loads((Path(cfg.paths.output_dir) / "data_split.json").read_text())
     assert info["cell_sizes"] == [16, 16, 16] and all(r in split["train"] for r in info["medoid_rows"])

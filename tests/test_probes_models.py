@@ -60,6 +60,6 @@ def test_kgan_member_probes(tmp_path):
     assert model.n_members == 3 and not has_style_space(model)
     results = run_probes(model, None, SMALL, tmp_path, epoch=0, strict=True)
     assert results["members"]["k"] == 3 and len(results["members"]["medoid_distances"]) == 3
-    assert (tmp_path / "members" / "medoids.png").is_file() and (tmp_path / "members" / "samples.png").is_file()
+    assert (tmp_path / "members" / "sample_medoids.png").is_file() and (tmp_path / "members" / "samples.png").is_file()
     assert results["directions"]["member"] == 0 and results["directions"]["sefa"]["space"] == "z"
     assert all("error" not in r for r in results.values())

@@ -83,4 +83,4 @@ def test_members_probe_medoids(tmp_path):
         s = members_probe(ProbeContext.create("members", model, None, tmp_path), n=3, n_medoid=5)
     assert s["k"] == 2 and set(s["members"]) == {"0", "1"}
     assert s["medoid_distances"][0][1] > 10  # the members' medoids differ by a brightness shift of 1
-    assert (tmp_path / "members" / "medoids.png").is_file() and (tmp_path / "members" / "samples.png").is_file()
+    assert (tmp_path / "members" / "sample_medoids.png").is_file() and (tmp_path / "members" / "samples.png").is_file()

@@ -23,13 +23,13 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf, open_dict
 from torchvision.utils import save_image
 
-from gan_interp.dissect import report
+from gan_interp.dissect import figures
 from gan_interp.dissect.dissection import DissectionResult, dissect, get_layer, unit_examples
-from gan_interp.dissect.interpretable import InterpretableRegularizer
+from gan_interp.models.interpretable import InterpretableRegularizer
 from gan_interp.dissect.intervene import ablate_artifact_units, ace_curve, rank_artifact_units
 from gan_interp.dissect.segmenter import build_segmenter
 from gan_interp.paths import config_dir
-from gan_interp.probes.capture import capture
+from gan_interp.capture import capture
 from gan_interp.train import build
 
 HERE = Path(__file__).resolve().parent
@@ -177,13 +177,13 @@ def main(argv: list[str]) -> None:
     # figures
     for name in ("plain", "interpretable", "random_init"):
         r = results[name][iv.layer]
-        save_image(report.summary_chart(r, d.interpretable_iou), figs / f"summary_{name}_{iv.layer}.png")
+        save_image(figures.summary_chart(r, d.interpretable_iou), figs / f"summary_{name}_{iv.layer}.png")
         k, iou = r.best()
         best = iou.argsort(descending=True)[:6].tolist()
         imgs, masks = unit_examples(models[name], r, best, 6)
         labels = [f"u{u} {r.concept_names[int(k[u])]}\nIoU {float(iou[u]):.2f}" for u in best]
-        save_image(report.unit_strips(imgs, masks, labels), figs / f"strips_{name}_{iv.layer}.png")
-    save_image(report.ace_chart([a for a in ace_rows if a["concept"] in concepts[:3]]), figs / "ace_plain.png")
+        save_image(figures.unit_strips(imgs, masks, labels), figs / f"strips_{name}_{iv.layer}.png")
+    save_image(figures.ace_chart([a for a in ace_rows if a["concept"] in concepts[:3]]), figs / "ace_plain.png")
     timings["total_s"] = time.perf_counter() - t0
 
     ablate4 = [a for a in ace_rows if a["mode"] == "ablate" and a["n_units"] == 4]

@@ -91,7 +91,7 @@ def medoid_figure(jobs: list[tuple[str, Path]], out: Path) -> None:
     fig, axes = plt.subplots(len(jobs), 4, figsize=(13, 3.4 * len(jobs)), squeeze=False)
     for row, (variant, d) in zip(axes, jobs):
         last = sorted((d / "kgan").glob("epoch_*"))[-1]
-        panels = [("cell medoids (real)", last / "medoids.png")] + [
+        panels = [("cell medoids (real)", last / "cell_medoids.png")] + [
             (f"member {j} samples", last / f"samples_m{j}.png") for j in range(3)]
         for ax, (title, png) in zip(row, panels):
             ax.axis("off")

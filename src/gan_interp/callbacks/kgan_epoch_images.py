@@ -3,7 +3,7 @@
 Every ``every_n_epochs`` epochs and after the last one, for k-GAN models only (other models are
 left alone), on rank 0, :class:`KGANEpochImages` writes to ``<run>/kgan/epoch_XXX/``:
 
-* ``medoids.png`` - the real training image at the medoid of each cell (cells 0..k-1 in a row),
+* ``cell_medoids.png`` - the real training image at the medoid of each cell (cells 0..k-1 in a row),
   when the data module can give training images by position (``dm.dataset("train")``) and the
   partition was computed in this process;
 * ``samples_m{j}.png`` - ``n_samples`` images of member ``j`` from the fixed latents (eval mode);
@@ -57,8 +57,8 @@ class KGANEpochImages(L.Callback):
         medoids = medoid_images(trainer, model)
         if medoids is not None:
             grid = make_grid(medoids, nrow=k, normalize=True, value_range=(-1, 1), padding=2)
-            save_image(grid, out / "medoids.png")
-            log_image(trainer.loggers, "kgan/medoids", grid, step=step, caption=f"epoch {epoch}: cells 0..{k - 1}")
+            save_image(grid, out / "cell_medoids.png")
+            log_image(trainer.loggers, "kgan/cell_medoids", grid, step=step, caption=f"epoch {epoch}: cells 0..{k - 1}")
         was_training = model.training
         model.eval()
         try:

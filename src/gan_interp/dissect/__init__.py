@@ -1,11 +1,14 @@
-"""GAN Dissection (Bau et al. 2019) and the Interpretable-GAN regulariser (Li et al. 2022).
+"""GAN Dissection (Bau et al. 2019): which generator units draw which concepts, and what editing them does.
 
 * :mod:`~gan_interp.dissect.quantile` - per-unit streaming quantile sketch (bounded memory);
 * :mod:`~gan_interp.dissect.iou` - streaming unit/concept IoU and the IQR threshold;
 * :mod:`~gan_interp.dissect.segmenter` - concept segmenters (trained on poster masks, colours, user);
 * :mod:`~gan_interp.dissect.dissection` - the two-pass dissection of a generator layer;
 * :mod:`~gan_interp.dissect.intervene` - ablate/insert units, average causal effect, artifact units;
-* :mod:`~gan_interp.dissect.interpretable` - GMM filter groups + energy-based regulariser.
+* :mod:`~gan_interp.dissect.figures` - the dissection figures (summary chart, unit strips, ACE chart).
+
+The Interpretable-GAN training regulariser (Li et al. 2022) is a model option:
+:mod:`gan_interp.models.interpretable`.
 
 The ``dissection`` probe that runs all this is :mod:`gan_interp.probes.dissection`.
 """

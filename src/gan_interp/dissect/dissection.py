@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from gan_interp.dissect.iou import ConceptTally, upsample_maps
 from gan_interp.dissect.quantile import QuantileSketch
 from gan_interp.errors import ConfigError
-from gan_interp.probes.capture import capture, output_shapes
+from gan_interp.capture import capture, output_shapes
 
 DEFAULT_IQR_LEVELS = tuple(float(x) for x in torch.logspace(-3.3, -0.05, 24).flip(0))  # top fractions 0.89 .. 0.0005
 

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from gan_interp.dissect.dissection import get_layer
 from gan_interp.errors import ConfigError
-from gan_interp.probes.capture import capture
+from gan_interp.capture import capture
 
 
 @contextmanager

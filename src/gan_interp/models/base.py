@@ -202,10 +202,10 @@ class GANModule(L.LightningModule):
             supported = ", ".join(map(str, cls.supported_resolutions))
             raise ConfigError(f"data.resolution={resolution} cannot be made by model {name}; use one of {supported}")
 
-    # -- Interpretable-GAN option (Li et al. 2022; gan_interp.dissect.interpretable) --------------
+    # -- Interpretable-GAN option (Li et al. 2022; gan_interp.models.interpretable) ---------------
     def init_interpretable(self, cfg: Any) -> None:
         """Call after building the generator: hooks ``cfg.layer`` when ``cfg.enabled`` (else no-op)."""
-        from gan_interp.dissect.interpretable import attach_interpretable
+        from gan_interp.models.interpretable import attach_interpretable
 
         self.interpretable = attach_interpretable(self, cfg)
 

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan_interp.probes import figures
-from gan_interp.probes.capture import run_capturing
+from gan_interp.capture import run_capturing
 from gan_interp.probes.context import ProbeContext
 from gan_interp.probes.latents import fixed_z, seeded
 from gan_interp.probes.registry import register_probe

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from gan_interp.probes import figures
-from gan_interp.probes.capture import discriminator_shapes, last_feature_layer, run_capturing
+from gan_interp.capture import discriminator_shapes, last_feature_layer, run_capturing
 from gan_interp.probes.context import ProbeContext
 from gan_interp.probes.gradients import frozen_parameters
 from gan_interp.probes.latents import fixed_z, seeded

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from gan_interp.models.base import has_style_space
 from gan_interp.probes import figures
-from gan_interp.probes.capture import run_capturing
+from gan_interp.capture import run_capturing
 from gan_interp.probes.context import ProbeContext
 from gan_interp.probes.latents import fixed_z, seeded
 from gan_interp.probes.registry import register_probe

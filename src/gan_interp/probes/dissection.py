@@ -43,7 +43,7 @@ def dissection_probe(
     artifact_samples: int = 128,
 ) -> dict:
     """Dissect ``layer`` against the segmenter's concepts; figures + JSON; returns the summary."""
-    from gan_interp.dissect import report
+    from gan_interp.dissect import figures
     from gan_interp.dissect.dissection import dissect, unit_examples
     from gan_interp.dissect.intervene import ablate_artifact_units, ace_curve, rank_artifact_units
     from gan_interp.dissect.segmenter import build_segmenter
@@ -57,14 +57,14 @@ def dissection_probe(
     payload = result.to_json(interpretable_iou)
     payload["segmenter"] = {"type": type(seg).__name__, **{k: v for k, v in getattr(seg, "metrics", {}).items() if k != "settings"}}
     out.json("dissection", payload)
-    out.image("summary", report.summary_chart(result, interpretable_iou), caption=f"dissection of {result.layer}")
+    out.image("summary", figures.summary_chart(result, interpretable_iou), caption=f"dissection of {result.layer}")
 
     k, iou = result.best("quantile")
     best_units = iou.argsort(descending=True)[: min(strip_units, result.n_units)].tolist()
     if best_units:
         imgs, masks = unit_examples(model, result, best_units, strip_k)
         labels = [f"u{u} {result.concept_names[int(k[u])]}\nIoU {float(iou[u]):.2f}" for u in best_units]
-        out.image("unit_strips", report.unit_strips(imgs, masks, labels), caption="top-activating samples")
+        out.image("unit_strips", figures.unit_strips(imgs, masks, labels), caption="top-activating samples")
 
     summary: dict[str, Any] = {"layer": result.layer, "n_units": result.n_units, **payload["summary"]}
     if ace_concepts > 0:
@@ -81,7 +81,7 @@ def dissection_probe(
                                   n_samples=ace_samples, batch_size=batch_size, seed=seed + 1)
         out.json("ace", rows)
         if rows:
-            out.image("ace", report.ace_chart(rows), caption="average causal effect")
+            out.image("ace", figures.ace_chart(rows), caption="average causal effect")
         summary["ace"] = {f"{r['mode']}_{r['concept']}_top{r['n_units']}": r["ace"] for r in rows}
     if artifact_units > 0:
         order, corr = rank_artifact_units(model, result.layer, artifact_samples, batch_size, seed=seed + 2)

@@ -37,7 +37,7 @@ def members_probe(
         info[str(j)] = {"medoid_index": m, "diversity": diversity(imgs[:n_medoid])}
     out.image("samples", figures.image_grid(torch.cat(rows), nrow=n), caption="row j: member j, same z in every row")
     med = torch.stack(medoids)
-    out.image("medoids", figures.image_grid(med, nrow=k), caption="medoid sample of each member")
+    out.image("sample_medoids", figures.image_grid(med, nrow=k), caption="medoid of each member's generated samples")
     dist = torch.cdist(med.flatten(1), med.flatten(1))
     summary = {"k": k, "members": info, "medoid_distances": dist.tolist()}
     out.json("summary", summary)

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from gan_interp.probes import figures
 from gan_interp.probes.activations import pooled
-from gan_interp.probes.capture import last_feature_layer, run_capturing
+from gan_interp.capture import last_feature_layer, run_capturing
 from gan_interp.probes.context import ProbeContext
 from gan_interp.probes.latents import fixed_z
 from gan_interp.probes.registry import register_probe

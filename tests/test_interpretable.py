@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from gan_interp.dissect.interpretable import (
+from gan_interp.models.interpretable import (
     InterpretableRegularizer,
     align_labels,
     fit_isotropic_gmm,
