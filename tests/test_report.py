@@ -14,9 +14,9 @@ import pytest
 from conftest import compose_config
 from PIL import Image
 
-from gan_interp import report_data
+from gan_interp.report import run_data
 from gan_interp.report import build_report, main, write_report
-from gan_interp.report_data import collect_run, find_runs
+from gan_interp.report.run_data import collect_run, find_runs
 from gan_interp.train import train
 from gan_interp.wandb_offline import OfflineRun
 
@@ -86,7 +86,7 @@ def test_wandb_history_is_used_when_there_is_no_csv(tmp_path, monkeypatch) -> No
     monkeypatch.setattr("gan_interp.wandb_offline.read_offline_run", lambda p: fake)
     data = collect_run(run)
     assert data.curve_source == "wandb" and data.curves == {"train/d_loss_step": [(2.0, 1.5), (4.0, 1.2)]}
-    assert report_data.is_run_dir(run)
+    assert run_data.is_run_dir(run)
 
 
 def test_cli(run_dir, tmp_path, capsys) -> None:

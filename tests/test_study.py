@@ -15,7 +15,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from gan_interp import study
+from gan_interp.report import study
 from gan_interp.config import validate_config
 from gan_interp.errors import ConfigError
 from gan_interp.io import jsonable
@@ -90,6 +90,7 @@ def test_mean_sd_fmt_and_tables_known_answers():
     assert math.isnan(m) and math.isnan(s)
     assert study.fmt(study.MeanSD(0.25, 0.05)) == "0.250 ± 0.050"
     assert study.fmt(12345.0) == "1.23e+04" and study.fmt(0.5) == "0.500" and study.fmt(math.nan) == "n/a"
+    assert study.fmt(30.0, 4, significant=True) == "30" and study.fmt(12345.678, 4, significant=True) == "1.235e+04"
     table = study.md_table([{"a": 1, "b": study.MeanSD(1.0, 0.5)}, {"a": "x"}], ["a", "b"])
     assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | 1.000 ± 0.500 |", "| x |  |"]
     expected = {"v": {"mean": 1.0, "sd": None}, "w": [None], "pair": [1.0, 2.0]}

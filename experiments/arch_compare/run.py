@@ -20,7 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from gan_interp import study  # noqa: E402
+from gan_interp.report import study  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 MODELS = ("dcgan", "stylegan_lite", "kgan")

@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from gan_interp import study  # noqa: E402
+from gan_interp.report import study  # noqa: E402
 from gan_interp.probe import load_checkpoint  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

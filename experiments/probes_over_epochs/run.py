@@ -6,7 +6,7 @@
 
 Per epoch, from the files the ProbeCallback / MetricsCallback wrote during training: metrics
 (FID/KID in the domain feature space, MMD², C2ST, NN ratio) and the scalar probe readings of
-:func:`gan_interp.study.probe_readings`. Computed here from the per-epoch checkpoints: linear CKA
+:func:`gan_interp.report.study.probe_readings`. Computed here from the per-epoch checkpoints: linear CKA
 between each layer at epoch e and the same layer of the final model (generator on 256 fixed
 latents, critic on 256 fixed held-out real posters), i.e. when each layer settles (Raghu et al.
 2017 report bottom-up convergence for classifiers; this measures it for G and D).
@@ -28,7 +28,7 @@ import hydra  # noqa: E402
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
 
-from gan_interp import study  # noqa: E402
+from gan_interp.report import study  # noqa: E402
 from gan_interp.probes.activations import cka_across_models  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

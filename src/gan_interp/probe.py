@@ -12,7 +12,7 @@ The model and data configs come from the checkpoint's run (``<run>/.hydra/config
   ``<run>/metrics/ckpt_<stem>.json``;
 * ``out_dir=<dir>``: the callbacks' layout with the checkpoint's epoch:
   ``<dir>/probes/epoch_XXX/`` and ``<dir>/metrics/epoch_XXX.json`` (plus the run's config as
-  ``<dir>/config_resolved.json`` and ``<dir>/checkpoint.json``), so ``gan_interp.report`` reads it.
+  ``<dir>/config_resolved.json`` and ``<dir>/checkpoint.json``), so ``python -m gan_interp.report`` reads it.
 
 Checkpoints are read with ``torch.load(weights_only=True)``. Checkpoints written before the
 models stored plain hyperparameters contain OmegaConf containers; those few data-only classes

@@ -16,14 +16,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
 from gan_interp.data.synthetic_posters import CONCEPTS as POSTER_CONCEPTS
 from gan_interp.errors import ConfigError
 from gan_interp.io import write_json, write_text
-from gan_interp.report_data import EPOCH_RE, RunData, collect_run
+from gan_interp.report.run_data import EPOCH_RE, RunData, collect_run
+from gan_interp.report.tables import MeanSD, fmt, md_table, mean_sd  # noqa: F401  (the study scripts' helpers)
 
 CONCEPTS = tuple(c for c in POSTER_CONCEPTS if c != "background")  # saliency concept ratios in the tables
 
@@ -90,47 +91,6 @@ def probe_summaries(run: RunData) -> dict[int, dict[str, dict[str, Any]]]:
     return dict(sorted(out.items()))
 
 
-class MeanSD(NamedTuple):
-    """A mean and a sample standard deviation (``results.json``: ``{"mean": .., "sd": ..}``)."""
-
-    mean: float
-    sd: float
-
-
-def mean_sd(values: Iterable[float | None]) -> MeanSD:
-    """Mean and sample standard deviation of the finite values (nan, nan if none; sd 0 for one)."""
-    xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    if not xs:
-        return MeanSD(math.nan, math.nan)
-    m = sum(xs) / len(xs)
-    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
-    return MeanSD(m, sd)
-
-
-def fmt(value: Any, digits: int = 3) -> str:
-    if isinstance(value, MeanSD):
-        m, sd = value
-        if math.isnan(m):
-            return "n/a"
-        if m != 0 and (abs(m) >= 1e4 or abs(m) < 10 ** -digits):
-            return f"{m:.2e} ± {sd:.1e}"
-        return f"{m:.{digits}f} ± {sd:.{digits}f}"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "n/a"
-        if value != 0 and (abs(value) >= 1e4 or abs(value) < 10 ** -digits):
-            return f"{value:.2e}"
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def md_table(rows: Sequence[dict[str, Any]], cols: Sequence[str], digits: int = 3) -> str:
-    """A Markdown table of ``rows`` (dicts) with the given columns; (mean, sd) tuples print as m ± sd."""
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(fmt(r.get(c, ""), digits) for c in cols) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def write_results(here: Path, title: str, sections: Sequence[tuple[str, str]], data: dict[str, Any]) -> None:
     """``results.md`` (title + (caption, markdown) sections) and ``results.json`` next to a study script."""
     if data.get("failed_jobs"):
@@ -144,7 +104,7 @@ def write_results(here: Path, title: str, sections: Sequence[tuple[str, str]], d
 
 def finish_study(out: Path, sweep_dir: Path, title: str, sections: Sequence[tuple[str, str]], data: dict[str, Any]) -> None:
     """Write the results (:func:`write_results`) and the sweep's HTML review page; say where they are."""
-    from gan_interp.report import write_report
+    from gan_interp.report.page import write_report
 
     write_results(out, title, sections, data)
     report = write_report(sweep_dir, out=sweep_dir / "report.html", title=f"{Path(sweep_dir).parent.parent.name}: {title}")

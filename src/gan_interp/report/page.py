@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
-from gan_interp.report_data import RunData, collect_run, find_runs
+from gan_interp.report.run_data import RunData, collect_run, find_runs
+from gan_interp.report.tables import fmt as fmt_number
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +82,8 @@ def img_tag(src: bytes | Path, alt: str, cls: str = "") -> str:
 
 
 def fmt(v: Any) -> str:
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return "nan"
-        return f"{v:.4g}"
-    return esc(v)
+    """A table cell: numbers through the one formatter (4 significant digits), everything HTML-escaped."""
+    return esc(fmt_number(v, 4, significant=True))
 
 
 # -- plots ---------------------------------------------------------------------------------------------
@@ -315,6 +313,3 @@ def main(argv: list[str] | None = None) -> int:
     print(path)
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""Read what a training run left on disk, for :mod:`gan_interp.report`.
+"""Read what a training run left on disk, for the review page and the study scripts.
 
 A run dir may hold ``.hydra/config.yaml`` (+ ``overrides.yaml``) or ``config_resolved.json``,
 ``metrics.json`` (final values), ``metrics/epoch_XXX.json`` and ``metrics/ckpt_*.json``
