@@ -31,7 +31,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from gan_interp.config import check_group_choices
+from gan_interp.config import check_group_choices, instantiate_node
 from gan_interp.errors import ConfigError, one_line_errors
 from gan_interp.paths import config_dir
 
@@ -187,9 +187,12 @@ def probe_checkpoint(cfg: DictConfig, explicit_paths: set[str] | None = None) ->
         cfg.paths = paths  # ${paths.cache_dir} in the metrics node -> the run's cache
     metrics_node = cfg.get("metrics")
     if metrics_node and "_target_" in metrics_node:
-        callback = hydra.utils.instantiate(metrics_node)
-        metrics_dir = out / callback.dirname
-        res = callback.evaluate_model(model, datamodule, metrics_dir, name, epoch, step, (), source=f"checkpoint {ckpt_path.name}")
+        from gan_interp.metrics.runner import DIRNAME, evaluate_and_record
+
+        settings = instantiate_node(metrics_node)  # the MetricsSettings training uses
+        metrics_dir = out / DIRNAME
+        res = evaluate_and_record(model, datamodule, settings, metrics_dir, name, epoch, step,
+                                  source=f"checkpoint {ckpt_path.name}")
         if res is not None:
             result["metrics"] = res.values
             result["metrics_file"] = str(metrics_dir / f"{name}.json")
