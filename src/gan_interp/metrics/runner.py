@@ -192,6 +192,17 @@ def evaluate(
     finally:
         model.train(was_training)
     seconds["total"] = time.perf_counter() - t_start
+    return MetricsResult(values, _info(settings, fx, streams, seconds, skipped))
+
+
+def _info(
+    settings: MetricsSettings,
+    fx: FeatureExtractor | None,
+    streams: dict[str, StreamCollector],
+    seconds: dict[str, float],
+    skipped: dict[str, str],
+) -> dict[str, Any]:
+    """What produced the values: metrics, features, sample sizes, seconds per step, skipped metrics."""
     info: dict[str, Any] = {
         "metrics": list(settings.metrics),
         "features": fx.name if fx else None,
@@ -206,7 +217,7 @@ def evaluate(
         info["skipped"] = skipped
     if fx is not None:
         info["features_seconds"] = round(sum(s.seconds_features for s in streams.values()), 3)
-    return MetricsResult(values, info)
+    return info
 
 
 def compute_metrics(
