@@ -131,6 +131,7 @@ def _case(name: str, n: int) -> dict[str, Any]:
         from gan_interp.data import GANDataModule
         from gan_interp.data.sources import FakeSource
         from gan_interp.metrics.runner import evaluate
+        from gan_interp.metrics.settings import MetricsSettings
         from gan_interp.models import DCGAN
 
         tmp = tempfile.mkdtemp()
@@ -142,7 +143,7 @@ def _case(name: str, n: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         cfg = {"mmd": {"space": "features", "n_permutations": 200}, "c2st": {"space": "images", "epochs": 10}, "quality": {},
                "memorisation": {"space": "pixels"}, "fid": {}, "kid": {}, "is": {}}
-        res = evaluate(model, dm, cfg, n=n, features="domain", cache_dir=tmp, batch_size=128)
+        res = evaluate(model, dm, MetricsSettings(metrics=cfg, n=n, features="domain", cache_dir=tmp, batch_size=128))
         detail = "; ".join(f"{k} {v:.1f}s" for k, v in res.info["seconds"].items() if k != "total")
     else:
         raise ValueError(name)

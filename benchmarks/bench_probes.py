@@ -63,8 +63,7 @@ def measure(quick: bool, workdir: Path) -> dict:
     full_steps = len(dm.dataset("train")) // dm.batch_size
     model = DCGAN(latent_dim=100, ngf=64, ndf=64, resolution=64)
     cfg = OmegaConf.load(config_dir() / "probes" / "default.yaml")
-    cfg.epochs, cfg.every_n_epochs, cfg.on_train_end = [0], None, False
-    probes: ProbeCallback = instantiate(cfg)
+    probes: ProbeCallback = instantiate(cfg, schedule={"epochs": [0], "every_n_epochs": 0, "at_end": False})
     timer = _EpochTimer()
     logger = make_wandb_logger(save_dir=str(workdir / "run"), name="bench-probes")
     trainer = L.Trainer(max_epochs=1, limit_train_batches=6 if quick else 1.0, limit_val_batches=0, num_sanity_val_steps=0,

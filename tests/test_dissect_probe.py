@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import hydra
 import pytest
 import torch
 
@@ -13,6 +12,7 @@ from gan_interp.data.sources import FakeSource
 from gan_interp.models import DCGAN
 from gan_interp.probes.registry import get_probe
 from gan_interp.probes.runner import run_probes
+from gan_interp.train import scheduled_callbacks
 
 
 def test_dissection_probe_writes_json_figures_and_interventions(tmp_path):
@@ -40,8 +40,8 @@ def test_dissection_probe_writes_json_figures_and_interventions(tmp_path):
 
 
 def test_probes_dissection_config_composes_and_validates(make_cfg):
-    cfg = make_cfg(["probes=dissection"])
+    cfg = make_cfg(["probes=dissection", "schedule=at_end", "metrics=none"])
     assert get_probe("dissection").name == "dissection" and get_probe("dissection").requires == ("generator_layers",)
-    callback = hydra.utils.instantiate(cfg.probes)  # checks every option name against the probe signature
+    [callback] = scheduled_callbacks(cfg)  # checks every option name against the probe signature
     assert callback.probes["dissection"]["quantile"] == pytest.approx(0.01)
-    assert callback.run_on_train_end and callback.epochs == []
+    assert callback.schedule.at_end and callback.schedule.epochs == [] and callback.schedule.every_n_epochs == 0

@@ -13,7 +13,9 @@ from torch import nn
 from gan_interp.data import GANDataModule
 from gan_interp.data.sources import FakeSource
 from gan_interp.errors import ConfigError
-from gan_interp.metrics.runner import compute_metrics, evaluate, normalise_metrics_cfg
+from gan_interp.metrics.registry import normalise_metrics_cfg
+from gan_interp.metrics.runner import compute_metrics, evaluate
+from gan_interp.metrics.settings import MetricsSettings
 from gan_interp.models import DCGAN
 from gan_interp.train import train
 
@@ -71,11 +73,14 @@ def test_all_metrics_on_a_dcgan_with_domain_features(dm, tmp_path) -> None:
     model.generator = nn.Sequential(model.generator, nn.AdaptiveAvgPool2d(16))
     model.train()
     rng = torch.get_rng_state()
-    res = evaluate(
-        model, dm, {"mmd": {"space": "features", "n_permutations": 20}, "c2st": {"space": "features", "epochs": 1, "min_steps": 5},
-                    "quality": {}, "memorisation": {"space": "features"}, "fid": {}, "kid": {"subsets": 5}, "is": {"splits": 2}},
-        n=48, batch_size=16, features="domain", cache_dir=tmp_path, domain={"steps": 10, "dim": 8, "input_size": 16},
-        gallery_path=tmp_path / "nn.png")
+    metrics = {
+        "mmd": {"space": "features", "n_permutations": 20},
+        "c2st": {"space": "features", "epochs": 1, "min_steps": 5},
+        "quality": {}, "memorisation": {"space": "features"}, "fid": {}, "kid": {"subsets": 5}, "is": {"splits": 2},
+    }
+    settings = MetricsSettings(metrics=metrics, n=48, batch_size=16, features="domain", cache_dir=str(tmp_path),
+                               domain={"steps": 10, "dim": 8, "input_size": 16})
+    res = evaluate(model, dm, settings, gallery_path=tmp_path / "nn.png")
     expected = {"mmd2", "mmd_p_value", "c2st_accuracy", "c2st_p_value", "fid", "kid_mean", "kid_std", "is_mean", "is_std",
                 "nn_ratio", "nn_copy_fraction", "quality_tv_fake", "quality_tv_real", "quality_noise_ratio"}
     assert expected <= set(res.values)
@@ -95,10 +100,17 @@ def test_metric_config_errors_are_one_line() -> None:
         normalise_metrics_cfg({"mmd": {"space": "images"}})
     assert set(normalise_metrics_cfg("all")) == {"mmd", "c2st", "quality", "memorisation", "fid", "kid", "is"}
     assert normalise_metrics_cfg("mmd,quality") == {"mmd": {"space": "pixels"}, "quality": {}}
+    with pytest.raises(ConfigError, match="metrics.metrics.mmd.n_perms is not an option of metric mmd; options: space, "):
+        normalise_metrics_cfg({"mmd": {"n_perms": 3}})
+    with pytest.raises(ConfigError, match="metrics.n=2 is too small"):
+        MetricsSettings(metrics={"mmd": {}}, n=2)
+    with pytest.raises(ConfigError, match="metrics.features='incept' must be one of auto, inception, domain, pixels"):
+        MetricsSettings(features="incept")
 
 
 def test_metrics_callback_in_training_writes_json_logs_and_final_metrics(make_cfg) -> None:
-    cfg = make_cfg([*TINY, "trainer.max_epochs=2", "logger=csv", "probes=none", "metrics=default", "metrics.n=24", "metrics.epochs=[0]",
+    cfg = make_cfg([*TINY, "trainer.max_epochs=2", "logger=csv", "probes=none", "metrics=default", "metrics.n=24",
+                    "schedule.metrics.epochs=[0]",
                     "metrics.metrics.c2st.epochs=1", "+metrics.metrics.c2st.min_steps=5", "metrics.metrics.mmd.n_permutations=20"])
     final = train(cfg)
     run = Path(cfg.paths.output_dir)

@@ -11,10 +11,11 @@ import torch
 from hydra.utils import instantiate
 
 from gan_interp.callbacks.probe_callback import ProbeCallback
+from gan_interp.callbacks.schedule import EpochSchedule
 from gan_interp.errors import ConfigError
 from gan_interp.models import DCGAN
 from gan_interp.probes.registry import PROBES, register_probe
-from gan_interp.train import train
+from gan_interp.train import scheduled_callbacks, train
 from gan_interp.wandb_offline import find_offline_runs, read_offline_run
 
 
@@ -41,7 +42,7 @@ def _trainer(tmp_path, epoch: int, rank_zero: bool = True, fast_dev_run: bool = 
 
 
 def test_schedule_epochs_every_n_and_train_end(tmp_path, recorder):
-    cb = ProbeCallback(epochs=[0, 3], every_n_epochs=2, probes={"unit_recorder": {}}, seed=4)
+    cb = ProbeCallback(probes={"unit_recorder": {}}, schedule={"epochs": [0, 3], "every_n_epochs": 2}, seed=4)
     model = DCGAN(latent_dim=8, ngf=8, ndf=8, resolution=32).train()
     for epoch in range(5):
         cb.on_train_epoch_end(_trainer(tmp_path, epoch), model)
@@ -54,7 +55,7 @@ def test_schedule_epochs_every_n_and_train_end(tmp_path, recorder):
 
 
 def test_train_end_does_not_repeat_a_probed_last_epoch(tmp_path, recorder):
-    cb = ProbeCallback(epochs=[1], every_n_epochs=None, probes={"unit_recorder": {}})
+    cb = ProbeCallback(probes={"unit_recorder": {}}, schedule={"epochs": [1], "every_n_epochs": 0})
     model = DCGAN(latent_dim=8, ngf=8, ndf=8, resolution=32)
     for epoch in range(2):
         cb.on_train_epoch_end(_trainer(tmp_path, epoch), model)
@@ -65,7 +66,7 @@ def test_train_end_does_not_repeat_a_probed_last_epoch(tmp_path, recorder):
 def test_only_rank_zero_and_not_under_fast_dev_run(tmp_path, recorder):
     model = DCGAN(latent_dim=8, ngf=8, ndf=8, resolution=32)
     for kwargs in ({"rank_zero": False}, {"fast_dev_run": True}):
-        cb = ProbeCallback(epochs=[0], probes={"unit_recorder": {}})
+        cb = ProbeCallback(probes={"unit_recorder": {}}, schedule={"epochs": [0]})
         cb.on_train_epoch_end(_trainer(tmp_path, 0, **kwargs), model)
         cb.on_train_end(_trainer(tmp_path, 1, **kwargs), model)
     assert recorder == []
@@ -73,16 +74,18 @@ def test_only_rank_zero_and_not_under_fast_dev_run(tmp_path, recorder):
 
 def test_bad_config_fails_at_construction():
     with pytest.raises(ConfigError, match="not a known probe"):
-        ProbeCallback(epochs=[0], probes={"nope": {}})
-    with pytest.raises(ConfigError, match="0-based"):
-        ProbeCallback(epochs=[-1], probes={})
+        ProbeCallback(probes={"nope": {}}, schedule={"epochs": [0]})
+    with pytest.raises(ConfigError, match=r"schedule.probes.epochs=\[-1\] must be a list of 0-based"):
+        ProbeCallback(probes={}, schedule={"epochs": [-1]})
 
 
 @pytest.mark.parametrize("name", ["default", "all", "saliency", "activations", "traversals", "directions", "actmax", "filters", "neighbours", "members"])
 def test_probe_configs_instantiate(make_cfg, name):
-    cfg = make_cfg([f"probes={name}"])
-    cb = instantiate(cfg.probes)
+    cfg = make_cfg([f"probes={name}", "metrics=none"])
+    assert isinstance(instantiate(cfg.probes), ProbeCallback)
+    [cb] = scheduled_callbacks(cfg)  # the probe set from probes=..., its schedule from schedule.probes
     assert isinstance(cb, ProbeCallback) and cb.probes
+    assert cb.schedule == EpochSchedule(epochs=[0], every_n_epochs=0, at_end=True)  # conf/schedule/default.yaml
     if name not in ("default", "all"):
         assert list(cb.probes) == [name]
 
@@ -93,7 +96,7 @@ def test_default_probes_during_training_reach_wandb_and_disk(make_cfg, monkeypat
     cfg = make_cfg([*TINY, "trainer.max_epochs=2", "logger=wandb", "probes=default", *cheap])
     train(cfg)
     probes_dir = Path(cfg.paths.output_dir) / "probes"
-    # epochs: [0] plus on_train_end -> the first and the last (0-based 1) epoch
+    # schedule.probes: epochs [0] plus at_end -> the first and the last (0-based 1) epoch
     assert sorted(p.name for p in probes_dir.glob("epoch_*")) == ["epoch_000", "epoch_001"]
     expected = set(cfg.probes.probes)
     for epoch_dir in probes_dir.glob("epoch_*"):

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 def trained(tmp_path_factory) -> Path:
     """A 2-epoch tiny DCGAN run whose MetricsCallback evaluated epoch 0 (and the end)."""
     tmp = tmp_path_factory.mktemp("probe_cli")
-    cfg = compose_config(tmp, [*TINY, "trainer.max_epochs=2", "logger=none", "probes=none", *METRICS, "metrics.epochs=[0]"])
+    cfg = compose_config(tmp, [*TINY, "trainer.max_epochs=2", "logger=none", "probes=none", *METRICS, "schedule.metrics.epochs=[0]"])
     train(cfg)
     return Path(cfg.paths.output_dir)
 

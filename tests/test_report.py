@@ -30,8 +30,8 @@ def run_dir(tmp_path_factory) -> Path:
     """A 2-epoch tiny run with CSV logs, metrics after each epoch, and one probe per epoch."""
     tmp = tmp_path_factory.mktemp("report")
     cfg = compose_config(tmp, [*TINY, "trainer.max_epochs=2", "logger=csv", "metrics=default", "metrics.n=24",
-                               "metrics.every_n_epochs=1", "metrics.metrics.c2st.epochs=1", "+metrics.metrics.c2st.min_steps=5",
-                               "metrics.metrics.mmd.n_permutations=20", "probes=filters", "probes.every_n_epochs=1"])
+                               "schedule.metrics.every_n_epochs=1", "metrics.metrics.c2st.epochs=1", "+metrics.metrics.c2st.min_steps=5",
+                               "metrics.metrics.mmd.n_permutations=20", "probes=filters", "schedule.probes.every_n_epochs=1"])
     train(cfg)
     return Path(cfg.paths.output_dir)
 

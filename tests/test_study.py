@@ -159,7 +159,7 @@ def test_probes_over_epochs_script_tables_every_epoch_and_final_cka_is_one(tmp_p
 
 
 def test_kgan_baselines_script_partition_and_specialisation(tmp_path):
-    res = run_study("kgan_baselines", tmp_path, ["metrics.epochs=[0]", "seed=0"])
+    res = run_study("kgan_baselines", tmp_path, ["schedule.metrics.epochs=[0]", "seed=0"])
     variants = {v: runs[0] for v, runs in res["variants"].items()}
     assert set(variants) == {"partitioned (k=3)", "independent (k=3)", "single (k=1)"}
     assert variants["single (k=1)"]["specialisation"]["purity"] == [1.0]  # one member owns the only cell
@@ -172,7 +172,7 @@ def test_kgan_baselines_script_partition_and_specialisation(tmp_path):
 
 
 def test_arch_compare_script_compares_three_models(tmp_path):
-    res = run_study("arch_compare", tmp_path, ["seed=0", "metrics.epochs=[0]", "probes.epochs=[0]"])
+    res = run_study("arch_compare", tmp_path, ["seed=0", "schedule.metrics.epochs=[0]", "schedule.probes.epochs=[0]"])
     assert set(res["models"]) == {"dcgan", "stylegan_lite", "kgan"}
     rows = {r["model"]: r for r in res["tables"]["final_metrics"]}
     assert all(math.isfinite(rows[m]["FID (domain)"]["mean"]) for m in rows)

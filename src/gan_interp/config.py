@@ -16,7 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from gan_interp.errors import ConfigError
+from gan_interp.errors import ConfigError, GanInterpError
 
 DOUBLE_BACKWARD_BAD_PRECISIONS = ("16", "16-mixed", "16-true", "fp16")
 KNOWN_PRECISIONS = ("32", "32-true", "bf16-mixed", "bf16-true", "64", "64-true", "16", "16-mixed", "16-true", "transformer-engine")
@@ -99,3 +99,16 @@ def validate_config(cfg: DictConfig) -> None:
     max_epochs = trainer.get("max_epochs")
     if max_epochs is not None and int(_number(cfg, "trainer.max_epochs", max_epochs, int)) not in (-1,) and int(max_epochs) < 1:
         raise ConfigError(f"trainer.max_epochs={max_epochs} must be >= 1 (or -1 for no limit)")
+
+
+def instantiate_node(node: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate``, re-raising the one-line errors of our classes that Hydra would wrap."""
+    import hydra
+    from hydra.errors import InstantiationException
+
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, GanInterpError):
+            raise exc.__cause__ from None
+        raise

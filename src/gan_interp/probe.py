@@ -31,7 +31,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from gan_interp.config import check_group_choices
+from gan_interp.config import check_group_choices, instantiate_node
 from gan_interp.errors import ConfigError, one_line_errors
 from gan_interp.paths import config_dir
 
@@ -147,6 +147,21 @@ def _explicit_path_overrides() -> set[str]:
     return {o.split("=", 1)[0].removeprefix("paths.") for o in task if o.startswith("paths.")}
 
 
+def checkpoint_metrics(metrics_node: DictConfig | None, model: Any, datamodule: Any, out: Path, name: str, epoch: int,
+                       step: int, ckpt_name: str) -> dict[str, Any]:
+    """Evaluate the ``metrics`` group's :class:`MetricsSettings` (the ones training uses) into ``<out>/metrics/``."""
+    if not (metrics_node and "_target_" in metrics_node):
+        return {}
+    from gan_interp.metrics.runner import DIRNAME, evaluate_and_record
+
+    settings = instantiate_node(metrics_node)
+    source = f"checkpoint {ckpt_name}"
+    res = evaluate_and_record(model, datamodule, settings, out / DIRNAME, name, epoch, step, source=source)
+    if res is None:
+        return {}
+    return {"metrics": res.values, "metrics_file": str(out / DIRNAME / f"{name}.json")}
+
+
 def probe_checkpoint(cfg: DictConfig, explicit_paths: set[str] | None = None) -> dict[str, Any]:
     """Run ``cfg.probes`` and ``cfg.metrics`` on ``cfg.ckpt_path``; returns what was written."""
     if not cfg.get("ckpt_path"):
@@ -185,14 +200,7 @@ def probe_checkpoint(cfg: DictConfig, explicit_paths: set[str] | None = None) ->
         result["probes_dir"] = str(probes_dir)
     with open_dict(cfg):
         cfg.paths = paths  # ${paths.cache_dir} in the metrics node -> the run's cache
-    metrics_node = cfg.get("metrics")
-    if metrics_node and "_target_" in metrics_node:
-        callback = hydra.utils.instantiate(metrics_node)
-        metrics_dir = out / callback.dirname
-        res = callback.evaluate_model(model, datamodule, metrics_dir, name, epoch, step, (), source=f"checkpoint {ckpt_path.name}")
-        if res is not None:
-            result["metrics"] = res.values
-            result["metrics_file"] = str(metrics_dir / f"{name}.json")
+    result.update(checkpoint_metrics(cfg.get("metrics"), model, datamodule, out, name, epoch, step, ckpt_path.name))
     if cfg.get("out_dir"):
         out.mkdir(parents=True, exist_ok=True)
         resolved = OmegaConf.create(OmegaConf.to_container(run_cfg, resolve=False))

@@ -26,7 +26,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gan_interp.callbacks.guards import preflight_output_dir
-from gan_interp.config import check_group_choices, validate_config
+from gan_interp.callbacks.metrics_callback import MetricsCallback
+from gan_interp.callbacks.schedule import reject_schedule_keys
+from gan_interp.config import check_group_choices, instantiate_node, validate_config
 from gan_interp.errors import GanInterpError, exit_with_error, one_line_errors
 from gan_interp.logging_utils import finish_wandb
 from gan_interp.paths import config_dir
@@ -39,6 +41,21 @@ def instantiate_all(section: DictConfig | None) -> list[Any]:
     if not section:
         return []
     return [hydra.utils.instantiate(item) for item in section.values() if item and "_target_" in item]
+
+
+def scheduled_callbacks(cfg: DictConfig) -> list[L.Callback]:
+    """The probe and metrics callbacks: what runs from ``cfg.probes`` / ``cfg.metrics`` (either may be
+    empty), when from ``cfg.schedule.probes`` / ``cfg.schedule.metrics``."""
+    schedule = cfg.get("schedule") or {}
+    callbacks: list[L.Callback] = []
+    probes, metrics = cfg.get("probes"), cfg.get("metrics")
+    if probes and "_target_" in probes:
+        reject_schedule_keys(probes, "probes")
+        callbacks.append(instantiate_node(probes, schedule=schedule.get("probes")))
+    if metrics and "_target_" in metrics:
+        reject_schedule_keys(metrics, "metrics")
+        callbacks.append(MetricsCallback(settings=instantiate_node(metrics), schedule=schedule.get("metrics")))
+    return callbacks
 
 
 def _default_group(cfg: DictConfig) -> str:
@@ -64,11 +81,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.source.check()  # fail fast with a clear message, before any model is built
     model = hydra.utils.instantiate(cfg.model)
-    callbacks = instantiate_all(cfg.get("callbacks"))
-    for section in ("probes", "metrics"):  # each group is one callback config (or empty)
-        node = cfg.get(section)
-        if node and "_target_" in node:
-            callbacks.append(hydra.utils.instantiate(node))
+    callbacks = [*instantiate_all(cfg.get("callbacks")), *scheduled_callbacks(cfg)]
     loggers = instantiate_all(cfg.get("logger"))
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return datamodule, model, trainer

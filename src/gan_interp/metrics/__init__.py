@@ -6,22 +6,29 @@
 * :mod:`~gan_interp.metrics.memorisation` - nearest-neighbour memorisation score;
 * :mod:`~gan_interp.metrics.fid` - FID / KID / IS through torchmetrics on pluggable features;
 * :mod:`~gan_interp.metrics.features` - Inception (only from a local cache) / domain net / pixels;
-* :mod:`~gan_interp.metrics.runner` - ``compute_metrics(model, datamodule, metrics_cfg, n)``.
+* :mod:`~gan_interp.metrics.registry` - ``@register_metric(name, needs=..., spaces=...)``: what each metric reads;
+* :mod:`~gan_interp.metrics.builtin` - the built-in metrics registered (adapters to the modules above);
+* :mod:`~gan_interp.metrics.settings` - ``MetricsSettings``: which metrics, n, features (``conf/metrics/``);
+* :mod:`~gan_interp.metrics.runner` - ``evaluate(model, datamodule, settings)``, ``compute_metrics(...)``.
 """
 
 from gan_interp.metrics.c2st import C2STResult, c2st, c2st_p_value
 from gan_interp.metrics.mmd import MMDResult, mmd2_unbiased, mmd_test
-from gan_interp.metrics.runner import METRICS, MetricsResult, compute_metrics, evaluate
+from gan_interp.metrics.registry import metric_names, register_metric
+from gan_interp.metrics.runner import MetricsResult, compute_metrics, evaluate
+from gan_interp.metrics.settings import MetricsSettings
 
 __all__ = [
     "C2STResult",
-    "METRICS",
     "MMDResult",
     "MetricsResult",
+    "MetricsSettings",
     "c2st",
     "c2st_p_value",
     "compute_metrics",
     "evaluate",
+    "metric_names",
     "mmd2_unbiased",
     "mmd_test",
+    "register_metric",
 ]

@@ -60,15 +60,18 @@ class FeatureMetrics:
             self.kid.update(feats.float(), real=True)
         self.n_real += feats.shape[0]
 
-    def update_fake(self, feats: Tensor, logits: Tensor | None = None) -> None:
-        feats = feats.detach().double().cpu()
-        if self.fid is not None:
-            self.fid.update(feats, real=False)
-        if self.kid is not None:
-            self.kid.update(feats.float(), real=False)
+    def update_fake(self, feats: Tensor | None, logits: Tensor | None = None) -> None:
+        """One batch of fake features (None: only logits, for IS alone) and class logits."""
+        if feats is not None:
+            feats = feats.detach().double().cpu()
+            if self.fid is not None:
+                self.fid.update(feats, real=False)
+            if self.kid is not None:
+                self.kid.update(feats.float(), real=False)
         if self.inception_score is not None and logits is not None:
             self.inception_score.update(logits.detach().double().cpu())
-        self.n_fake += feats.shape[0]
+        batch = feats if feats is not None else logits
+        self.n_fake += 0 if batch is None else batch.shape[0]
 
     def compute(self) -> dict[str, float]:
         """``fid``, ``kid_mean``, ``kid_std``, ``is_mean``, ``is_std`` (whatever was enabled)."""

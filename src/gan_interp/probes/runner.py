@@ -42,7 +42,7 @@ from gan_interp.probes.registry import RUNNER_KEYS, check_probe_kwargs, get_prob
 log = logging.getLogger(__name__)
 
 # keys of a whole probes config node besides its ``probes`` map (never probe names)
-NODE_KEYS = ("_target_", "schedule", "epochs", "every_n_epochs", "on_train_end", "seed", "cpu_threads", "dirname")
+NODE_KEYS = ("_target_", "schedule", "seed", "cpu_threads", "dirname")
 
 
 def _probe_entries(cfg: Mapping[str, Any]) -> dict[str, Any]:
