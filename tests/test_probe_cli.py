@@ -13,7 +13,8 @@ import torch
 from omegaconf import OmegaConf
 
 from gan_interp.errors import ConfigError
-from gan_interp.probe import load_checkpoint, probe_checkpoint
+from gan_interp.checkpoints import load_checkpoint
+from gan_interp.probe_checkpoint import probe_checkpoint
 from gan_interp.train import train
 from conftest import compose_config
 
@@ -34,7 +35,7 @@ def trained(tmp_path_factory) -> Path:
 
 
 def _probe_cfg(tmp: Path, overrides: list[str]):
-    """conf/probe.yaml composed with every path inside ``tmp`` (as conftest does for train.yaml)."""
+    """conf/probe_checkpoint.yaml composed with every path inside ``tmp`` (as conftest does for train.yaml)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
@@ -42,7 +43,7 @@ def _probe_cfg(tmp: Path, overrides: list[str]):
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose(config_name="probe", overrides=[f"paths.output_dir={tmp / 'probe_out'}", f"paths.cache_dir={tmp / 'cache'}",
+        return compose(config_name="probe_checkpoint", overrides=[f"paths.output_dir={tmp / 'probe_out'}", f"paths.cache_dir={tmp / 'cache'}",
                                                        f"paths.data_dir={tmp / 'data'}", f"paths.root_dir={tmp}", *overrides])
 
 
@@ -107,7 +108,7 @@ def test_checkpoint_loading_is_weights_only_and_errors_are_one_line(trained, tmp
 
 def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, GAN_INTERP_ROOT=str(cwd), WANDB_MODE="offline", OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "gan_interp.probe", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "gan_interp.probe_checkpoint", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_cli_missing_checkpoint_is_a_one_line_error(tmp_path) -> None:
@@ -117,7 +118,7 @@ def test_cli_missing_checkpoint_is_a_one_line_error(tmp_path) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: ckpt_path=") and "does not exist" in lines[0]
     proc = _cli([], tmp_path)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
-        "error: ckpt_path is required: python -m gan_interp.probe ckpt_path=<run>/checkpoints/last.ckpt"]
+        "error: ckpt_path is required: python -m gan_interp.probe_checkpoint ckpt_path=<run>/checkpoints/last.ckpt"]
 
 
 @pytest.mark.slow  # a fresh interpreter + Hydra app: ~8 s; the in-process tests above cover the logic

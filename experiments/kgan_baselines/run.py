@@ -29,7 +29,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from gan_interp.report import study  # noqa: E402
-from gan_interp.probe import load_checkpoint  # noqa: E402
+from gan_interp.checkpoints import load_checkpoint  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 N_SPEC = 512  # images per member for the specialisation table

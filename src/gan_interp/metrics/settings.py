@@ -2,7 +2,7 @@
 
 One object, instantiated by Hydra from ``conf/metrics/<set>.yaml`` (``_target_`` is this class) and
 shared by the training callback (:class:`~gan_interp.callbacks.metrics_callback.MetricsCallback`)
-and the checkpoint CLI (``python -m gan_interp.probe``). When the callback evaluates is not a
+and the checkpoint CLI (``python -m gan_interp.probe_checkpoint``). When the callback evaluates is not a
 setting: that is ``schedule.metrics`` (:mod:`gan_interp.callbacks.schedule`).
 """
 

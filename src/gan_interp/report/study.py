@@ -68,7 +68,7 @@ def resolved_config(run_dir: Path) -> DictConfig:
 
 def load_trained(run_dir: Path, ckpt: str = "last.ckpt") -> tuple[Any, Any]:
     """(model in eval mode on the CPU, set-up datamodule) of a job, from ``checkpoints/<ckpt>``."""
-    from gan_interp.probe import build_model_and_data, load_checkpoint
+    from gan_interp.checkpoints import build_model_and_data, load_checkpoint
 
     cfg = resolved_config(run_dir)
     model, datamodule = build_model_and_data(cfg, cfg.paths, load_checkpoint(Path(run_dir) / "checkpoints" / ckpt))

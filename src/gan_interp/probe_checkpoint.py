@@ -1,0 +1,145 @@
+"""Run probes and metrics on any saved checkpoint of any model.
+
+    python -m gan_interp.probe_checkpoint ckpt_path=<run>/checkpoints/epoch_003.ckpt probes=all metrics=all
+    python -m gan_interp.probe_checkpoint ckpt_path=<run>/checkpoints/last.ckpt out_dir=/tmp/look metrics=none
+
+The model and data configs come from the checkpoint's run (``<run>/.hydra/config.yaml``, or
+``<run>/config_resolved.json`` for runs started without Hydra's app), two levels above
+``checkpoints/x.ckpt``. Outputs are the same files the callbacks write:
+
+* ``out_dir=null`` (default): into the run dir, named after the checkpoint so nothing the
+  callbacks wrote is overwritten: ``<run>/probes/ckpt_<stem>/<probe>/...`` and
+  ``<run>/metrics/ckpt_<stem>.json``;
+* ``out_dir=<dir>``: the callbacks' layout with the checkpoint's epoch:
+  ``<dir>/probes/epoch_XXX/`` and ``<dir>/metrics/epoch_XXX.json`` (plus the run's config as
+  ``<dir>/config_resolved.json`` and ``<dir>/checkpoint.json``), so ``python -m gan_interp.report`` reads it.
+
+Checkpoints are read by :mod:`gan_interp.checkpoints` (``weights_only=True`` unless
+``trust_checkpoint=true``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from gan_interp.checkpoints import (
+    build_model_and_data,
+    checkpoint_file,
+    load_checkpoint,
+    load_run_config,
+    merged_paths,
+    run_dir_of_checkpoint,
+)
+from gan_interp.config import check_group_choices, instantiate_node
+from gan_interp.errors import ConfigError, one_line_errors
+from gan_interp.paths import config_dir
+
+log = logging.getLogger(__name__)
+
+def _explicit_path_overrides() -> set[str]:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        task = HydraConfig.get().overrides.task
+    except ValueError:
+        return set()
+    return {o.split("=", 1)[0].removeprefix("paths.") for o in task if o.startswith("paths.")}
+
+
+def checkpoint_metrics(metrics_node: DictConfig | None, model: Any, datamodule: Any, out: Path, name: str, epoch: int,
+                       step: int, ckpt_name: str) -> dict[str, Any]:
+    """Evaluate the ``metrics`` group's :class:`MetricsSettings` (the ones training uses) into ``<out>/metrics/``."""
+    if not (metrics_node and "_target_" in metrics_node):
+        return {}
+    from gan_interp.metrics.runner import DIRNAME, evaluate_and_record
+
+    settings = instantiate_node(metrics_node)
+    source = f"checkpoint {ckpt_name}"
+    res = evaluate_and_record(model, datamodule, settings, out / DIRNAME, name, epoch, step, source=source)
+    if res is None:
+        return {}
+    return {"metrics": res.values, "metrics_file": str(out / DIRNAME / f"{name}.json")}
+
+
+def probe_checkpoint(cfg: DictConfig, explicit_paths: set[str] | None = None) -> dict[str, Any]:
+    """Run ``cfg.probes`` and ``cfg.metrics`` on ``cfg.ckpt_path``; returns what was written."""
+    if not cfg.get("ckpt_path"):
+        raise ConfigError("ckpt_path is required: python -m gan_interp.probe_checkpoint ckpt_path=<run>/checkpoints/last.ckpt")
+    ckpt_path = Path(str(cfg.ckpt_path)).expanduser().absolute()
+    ckpt = load_checkpoint(ckpt_path, bool(cfg.get("trust_checkpoint", False)))
+    run_dir = run_dir_of_checkpoint(ckpt_path)
+    run_cfg = load_run_config(run_dir, ckpt_path)
+    epoch = int(ckpt.get("epoch", 0))
+    step = int(ckpt.get("global_step", 0))
+    if cfg.get("out_dir"):
+        out = Path(str(cfg.out_dir)).expanduser()
+        name = f"epoch_{epoch:03d}"
+    else:
+        out = run_dir
+        name = f"ckpt_{ckpt_path.stem}"
+    explicit = _explicit_path_overrides() if explicit_paths is None else explicit_paths
+    paths = merged_paths(run_cfg.get("paths"), cfg.paths, explicit, out)
+    model, datamodule = build_model_and_data(run_cfg, paths, ckpt)
+    import torch
+
+    device = str(cfg.get("device", "auto"))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device)
+    log.info("probing %s (epoch %d, %d generator steps) -> %s", ckpt_path, epoch, getattr(model, "g_steps", 0), out)
+
+    result: dict[str, Any] = {"ckpt_path": str(ckpt_path), "run_dir": str(run_dir), "out_dir": str(out), "epoch": epoch, "name": name}
+    probes_node = cfg.get("probes")
+    if probes_node and probes_node.get("probes"):
+        from gan_interp.probes.runner import run_probes
+
+        probes_dir = out / "probes" / name
+        result["probes"] = run_probes(model, datamodule, probes_node.probes, probes_dir, epoch, loggers=(), step=step,
+                                      seed=int(probes_node.get("seed", 0)))
+        result["probes_dir"] = str(probes_dir)
+    with open_dict(cfg):
+        cfg.paths = paths  # ${paths.cache_dir} in the metrics node -> the run's cache
+    result.update(checkpoint_metrics(cfg.get("metrics"), model, datamodule, out, name, epoch, step, ckpt_path.name))
+    if cfg.get("out_dir"):
+        out.mkdir(parents=True, exist_ok=True)
+        resolved = OmegaConf.create(OmegaConf.to_container(run_cfg, resolve=False))
+        with open_dict(resolved):
+            resolved.paths = paths
+        try:
+            plain = OmegaConf.to_container(resolved, resolve=True)
+        except Exception:  # noqa: BLE001 - hydra-only interpolations outside the model/data nodes
+            plain = {k: OmegaConf.to_container(resolved[k], resolve=True) for k in ("data", "model", "paths") if k in resolved}
+        (out / "config_resolved.json").write_text(json.dumps(plain, indent=1, default=str))
+        (out / "checkpoint.json").write_text(json.dumps({k: v for k, v in result.items() if k in ("ckpt_path", "run_dir", "epoch", "name")}, indent=1))
+    return result
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="probe_checkpoint")
+def hydra_main(cfg: DictConfig) -> None:
+    with one_line_errors(log):
+        result = probe_checkpoint(cfg)
+    print(json.dumps({k: v for k, v in result.items() if k != "probes"}, indent=1, default=str))
+
+
+def main() -> None:
+    """Console entry: one-line errors for bad group choices and a missing checkpoint, then Hydra."""
+    argv = sys.argv[1:]
+    with one_line_errors():
+        check_group_choices(argv, config_dir())
+        for arg in argv:
+            if arg.startswith("ckpt_path="):
+                checkpoint_file(arg.split("=", 1)[1])
+        if not any(a.startswith("ckpt_path=") for a in argv) and not any(a.startswith("-") for a in argv):
+            raise ConfigError("ckpt_path is required: python -m gan_interp.probe_checkpoint ckpt_path=<run>/checkpoints/last.ckpt")
+    hydra_main()
+
+
+if __name__ == "__main__":
+    main()
