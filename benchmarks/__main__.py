@@ -32,7 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     width = max((len(r["name"]) for r in rows), default=10)
     print(f"{'benchmark':<12} {'measure':<{width}} {'measured':>12} {'target':>12}  ok  detail")
     for r in rows:
-        print(f"{r['bench']:<12} {r['name']:<{width}} {r['measured']:>12} {r['target']:>12}  {'yes' if r['ok'] else 'NO ':<3} {r.get('detail', '')}")
+        print(
+            f"{r['bench']:<12} {r['name']:<{width}} {r['measured']:>12} {r['target']:>12}  "
+            f"{'yes' if r['ok'] else 'NO ':<3} {r.get('detail', '')}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0

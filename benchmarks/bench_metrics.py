@@ -118,7 +118,11 @@ def _case(name: str, n: int) -> dict[str, Any]:
     elif name == "fid_kid_is_64":
         from gan_interp.metrics.fid import FeatureMetrics
 
-        real, fake, logits = torch.randn(n, 64, generator=g), torch.randn(n, 64, generator=g), torch.randn(n, 10, generator=g)
+        real, fake, logits = (
+            torch.randn(n, 64, generator=g),
+            torch.randn(n, 64, generator=g),
+            torch.randn(n, 10, generator=g),
+        )
         base = sampler.start()
         t0 = time.perf_counter()
         fm = FeatureMetrics(64, kid_subsets=50, kid_subset_size=1000)
@@ -135,22 +139,40 @@ def _case(name: str, n: int) -> dict[str, Any]:
         from gan_interp.models import DCGAN
 
         tmp = tempfile.mkdtemp()
-        dm = GANDataModule(FakeSource(n=int(n * 1.25) + 8, seed=0), resolution=64, cache_dir=tmp, batch_size=64,
-                           val_fraction=0.1, test_fraction=0.1)
+        dm = GANDataModule(
+            FakeSource(n=int(n * 1.25) + 8, seed=0),
+            resolution=64,
+            cache_dir=tmp,
+            batch_size=64,
+            val_fraction=0.1,
+            test_fraction=0.1,
+        )
         dm.setup()
         model = DCGAN(resolution=64)
         base = sampler.start()
         t0 = time.perf_counter()
-        cfg = {"mmd": {"space": "features", "n_permutations": 200}, "c2st": {"space": "images", "epochs": 10}, "quality": {},
-               "memorisation": {"space": "pixels"}, "fid": {}, "kid": {}, "is": {}}
+        cfg = {
+            "mmd": {"space": "features", "n_permutations": 200},
+            "c2st": {"space": "images", "epochs": 10},
+            "quality": {},
+            "memorisation": {"space": "pixels"},
+            "fid": {},
+            "kid": {},
+            "is": {},
+        }
         res = evaluate(model, dm, MetricsSettings(metrics=cfg, n=n, features="domain", cache_dir=tmp, batch_size=128))
         detail = "; ".join(f"{k} {v:.1f}s" for k, v in res.info["seconds"].items() if k != "total")
     else:
         raise ValueError(name)
     seconds = time.perf_counter() - t0
     peak = sampler.stop()
-    return {"seconds": seconds, "peak_mb": _rss_mb(), "extra_mb": peak - base, "detail": detail,
-            "threads": torch.get_num_threads()}
+    return {
+        "seconds": seconds,
+        "peak_mb": _rss_mb(),
+        "extra_mb": peak - base,
+        "detail": detail,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def _run_isolated(name: str, n: int) -> dict[str, Any]:
@@ -161,12 +183,34 @@ def _run_isolated(name: str, n: int) -> dict[str, Any]:
 def run(quick: bool = False) -> list[dict]:
     n = 1000 if quick else 10_000
     rows = []
-    for name in ("mmd_pixels768", "c2st_conv32", "c2st_mlp64", "quality_64px", "memorisation_768", "fid_kid_is_64", "evaluate_all_dcgan64"):
+    for name in (
+        "mmd_pixels768",
+        "c2st_conv32",
+        "c2st_mlp64",
+        "quality_64px",
+        "memorisation_768",
+        "fid_kid_is_64",
+        "evaluate_all_dcgan64",
+    ):
         r = _run_isolated(name, n)
         t_target = FULL_TARGET_S if name.startswith("evaluate") else TIME_TARGET_S
-        rows.append({"name": f"{name} {n}v{n} time", "measured": f"{r['seconds']:.1f}s", "target": f"<{t_target:.0f}s",
-                     "ok": r["seconds"] < t_target, "detail": r["detail"]})
-        rows.append({"name": f"{name} {n}v{n} mem", "measured": f"{r['extra_mb']:.0f}MB", "target": f"<{MEM_TARGET_MB:.0f}MB",
-                     "ok": r["extra_mb"] < MEM_TARGET_MB,
-                     "detail": f"RSS peak of the section over its start; process peak {r['peak_mb']:.0f}MB; torch threads {r['threads']}"})
+        rows.append(
+            {
+                "name": f"{name} {n}v{n} time",
+                "measured": f"{r['seconds']:.1f}s",
+                "target": f"<{t_target:.0f}s",
+                "ok": r["seconds"] < t_target,
+                "detail": r["detail"],
+            }
+        )
+        rows.append(
+            {
+                "name": f"{name} {n}v{n} mem",
+                "measured": f"{r['extra_mb']:.0f}MB",
+                "target": f"<{MEM_TARGET_MB:.0f}MB",
+                "ok": r["extra_mb"] < MEM_TARGET_MB,
+                "detail": f"RSS peak of the section over its start; process peak {r['peak_mb']:.0f}MB; torch threads "
+                "{r['threads']}",
+            }
+        )
     return rows

@@ -56,8 +56,15 @@ class _EpochTimer(L.Callback):
 def measure(quick: bool, workdir: Path) -> dict:
     """Train one (possibly truncated) epoch with the default probes after it; returns the timings."""
     os.environ.setdefault("WANDB_MODE", "offline")
-    dm = GANDataModule(SyntheticPosterSource(n=2048, seed=0), name="synthetic_posters", resolution=64, batch_size=64,
-                       cache_dir=str(workdir / "cache"), val_fraction=0.05, test_fraction=0.05)
+    dm = GANDataModule(
+        SyntheticPosterSource(n=2048, seed=0),
+        name="synthetic_posters",
+        resolution=64,
+        batch_size=64,
+        cache_dir=str(workdir / "cache"),
+        val_fraction=0.05,
+        test_fraction=0.05,
+    )
     dm.prepare_data()
     dm.setup()
     full_steps = len(dm.dataset("train")) // dm.batch_size
@@ -66,10 +73,21 @@ def measure(quick: bool, workdir: Path) -> dict:
     probes: ProbeCallback = instantiate(cfg, schedule={"epochs": [0], "every_n_epochs": 0, "at_end": False})
     timer = _EpochTimer()
     logger = make_wandb_logger(save_dir=str(workdir / "run"), name="bench-probes")
-    trainer = L.Trainer(max_epochs=1, limit_train_batches=6 if quick else 1.0, limit_val_batches=0, num_sanity_val_steps=0,
-                        accelerator="cpu", devices=1, logger=[logger], callbacks=[timer, probes], enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=5,
-                        default_root_dir=str(workdir / "run"))
+    trainer = L.Trainer(
+        max_epochs=1,
+        limit_train_batches=6 if quick else 1.0,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        accelerator="cpu",
+        devices=1,
+        logger=[logger],
+        callbacks=[timer, probes],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=5,
+        default_root_dir=str(workdir / "run"),
+    )
     try:
         trainer.fit(model, datamodule=dm)
     finally:
@@ -81,9 +99,19 @@ def measure(quick: bool, workdir: Path) -> dict:
     step_median = statistics.median(timer.steps[1:] or timer.steps)
     epoch_s = step_median * full_steps if quick else float(timer.epoch_s)
     run = probes.history[0]
-    return {"epoch_s": epoch_s, "probe_s": run["time_s"], "probe_times": run["probe_times"], "steps": len(timer.steps),
-            "full_steps": full_steps, "step_median": step_median, "measured_epoch_s": timer.epoch_s,
-            "all_threads_s": all_threads_s, "threads": torch.get_num_threads(), "cpu_threads": cfg.get("cpu_threads"), "load": os.getloadavg()[0]}
+    return {
+        "epoch_s": epoch_s,
+        "probe_s": run["time_s"],
+        "probe_times": run["probe_times"],
+        "steps": len(timer.steps),
+        "full_steps": full_steps,
+        "step_median": step_median,
+        "measured_epoch_s": timer.epoch_s,
+        "all_threads_s": all_threads_s,
+        "threads": torch.get_num_threads(),
+        "cpu_threads": cfg.get("cpu_threads"),
+        "load": os.getloadavg()[0],
+    }
 
 
 def run(quick: bool) -> list[dict]:
@@ -93,12 +121,35 @@ def run(quick: bool) -> list[dict]:
     per_probe = ", ".join(f"{k} {v:.2f}s" for k, v in m["probe_times"].items())
     how = f"median step {m['step_median']:.2f}s x {m['full_steps']} steps" if quick else f"{m['steps']} steps measured"
     return [
-        {"name": "train_epoch_s (64px DCGAN, CPU)", "measured": round(m["epoch_s"], 2), "target": "-", "ok": True, "detail": how},
-        {"name": "default_probes_s", "measured": round(m["probe_s"], 2), "target": "-", "ok": True, "detail": per_probe},
-        {"name": "probes / epoch", "measured": round(ratio, 4), "target": "<= 0.10", "ok": ratio <= 0.10,
-         "detail": f"probes=default after epoch 0 (cpu_threads {m['cpu_threads']}; training {m['threads']} threads), offline W&B logger; load avg {m['load']:.1f}"},
-        {"name": "probes / epoch, all threads", "measured": round(m["all_threads_s"] / m["epoch_s"], 4), "target": "-", "ok": True,
-         "detail": f"the same probes with cpu_threads: null ({m['threads']} threads): {m['all_threads_s']:.2f}s"},
+        {
+            "name": "train_epoch_s (64px DCGAN, CPU)",
+            "measured": round(m["epoch_s"], 2),
+            "target": "-",
+            "ok": True,
+            "detail": how,
+        },
+        {
+            "name": "default_probes_s",
+            "measured": round(m["probe_s"], 2),
+            "target": "-",
+            "ok": True,
+            "detail": per_probe,
+        },
+        {
+            "name": "probes / epoch",
+            "measured": round(ratio, 4),
+            "target": "<= 0.10",
+            "ok": ratio <= 0.10,
+            "detail": f"probes=default after epoch 0 (cpu_threads {m['cpu_threads']}; training {m['threads']} "
+            "threads), offline W&B logger; load avg {m['load']:.1f}",
+        },
+        {
+            "name": "probes / epoch, all threads",
+            "measured": round(m["all_threads_s"] / m["epoch_s"], 4),
+            "target": "-",
+            "ok": True,
+            "detail": f"the same probes with cpu_threads: null ({m['threads']} threads): {m['all_threads_s']:.2f}s",
+        },
     ]
 
 

@@ -21,8 +21,14 @@ from gan_interp.models import DCGAN, losses
 
 
 def _datamodule(resolution: int, n: int, cache_dir: str, batch_size: int = 64) -> GANDataModule:
-    dm = GANDataModule(SyntheticPosterSource(n=n, seed=0), resolution=resolution, batch_size=batch_size,
-                       cache_dir=cache_dir, val_fraction=0.0, test_fraction=0.0)
+    dm = GANDataModule(
+        SyntheticPosterSource(n=n, seed=0),
+        resolution=resolution,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+        val_fraction=0.0,
+        test_fraction=0.0,
+    )
     dm.prepare_data()
     dm.setup()
     return dm
@@ -74,9 +80,18 @@ class _StepTimer(L.Callback):
 
 def lightning_loop(model: DCGAN, dm: GANDataModule, steps: int) -> list[float]:
     timer = _StepTimer()
-    trainer = L.Trainer(max_steps=2 * (steps + 1), accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
-                        limit_val_batches=0, num_sanity_val_steps=0, log_every_n_steps=5)
+    trainer = L.Trainer(
+        max_steps=2 * (steps + 1),
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        log_every_n_steps=5,
+    )
     trainer.fit(model, datamodule=dm)
     return timer.times
 
@@ -104,9 +119,19 @@ def run(quick: bool = False) -> list[dict]:
         train_ips = dm.batch_size / p
         data_ips = data_throughput(dm.train_dataloader(), min_batches=200)
     return [
-        {"name": f"lightning_overhead_{resolution}px", "measured": f"{overhead * 100:+.1f}%", "target": "<= +5%",
-         "ok": overhead <= 0.05, "detail": f"median step plain {p * 1000:.0f} ms vs lightning {lt * 1000:.0f} ms "
-                                           f"({len(plain_t)} steps each, batch {dm.batch_size})"},
-        {"name": f"data_vs_train_{resolution}px", "measured": f"{data_ips / train_ips:.0f}x", "target": ">= 10x",
-         "ok": data_ips / train_ips >= 10, "detail": f"loader {data_ips:.0f} img/s vs training {train_ips:.0f} img/s"},
+        {
+            "name": f"lightning_overhead_{resolution}px",
+            "measured": f"{overhead * 100:+.1f}%",
+            "target": "<= +5%",
+            "ok": overhead <= 0.05,
+            "detail": f"median step plain {p * 1000:.0f} ms vs lightning {lt * 1000:.0f} ms "
+            f"({len(plain_t)} steps each, batch {dm.batch_size})",
+        },
+        {
+            "name": f"data_vs_train_{resolution}px",
+            "measured": f"{data_ips / train_ips:.0f}x",
+            "target": ">= 10x",
+            "ok": data_ips / train_ips >= 10,
+            "detail": f"loader {data_ips:.0f} img/s vs training {train_ips:.0f} img/s",
+        },
     ]

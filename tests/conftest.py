@@ -6,13 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
 from gan_interp.paths import config_dir
-
-import torch
 
 # Tests use tiny tensors: one intra-op thread is faster and avoids oversubscribing a 2-core box.
 torch.set_num_threads(1)

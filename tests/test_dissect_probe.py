@@ -19,11 +19,30 @@ def test_dissection_probe_writes_json_figures_and_interventions(tmp_path):
     torch.manual_seed(0)
     model = DCGAN(latent_dim=16, ngf=8, ndf=8, resolution=32)
     dm = GANDataModule(FakeSource(n=32), resolution=32, cache_dir=str(tmp_path / "cache"), batch_size=8)
-    cfg = {"dissection": {"n_samples": 32, "batch_size": 16, "strip_units": 3, "strip_k": 3, "ace_concepts": 1,
-                          "ace_units": [1, 2], "ace_samples": 8, "artifact_units": 2, "artifact_samples": 16}}
+    cfg = {
+        "dissection": {
+            "n_samples": 32,
+            "batch_size": 16,
+            "strip_units": 3,
+            "strip_k": 3,
+            "ace_concepts": 1,
+            "ace_units": [1, 2],
+            "ace_samples": 8,
+            "artifact_units": 2,
+            "artifact_samples": 16,
+        }
+    }
     results = run_probes(model, dm, cfg, tmp_path / "probes", epoch=0, strict=True)
     out = tmp_path / "probes" / "dissection"
-    for name in ("dissection.json", "summary.png", "unit_strips.png", "ace.json", "ace.png", "artifacts.json", "summary.json"):
+    for name in (
+        "dissection.json",
+        "summary.png",
+        "unit_strips.png",
+        "ace.json",
+        "ace.png",
+        "artifacts.json",
+        "summary.json",
+    ):
         assert (out / name).is_file(), name
     js = json.loads((out / "dissection.json").read_text())
     assert js["layer"] == "block1" and len(js["units"]) == 16  # ngf 8 -> 16 channels at 8x8

@@ -33,8 +33,13 @@ def test_colour_segmenter_known_answers():
 
 @pytest.fixture
 def posters(tmp_path):
-    return GANDataModule(SyntheticPosterSource(n=160), resolution=32, cache_dir=str(tmp_path / "cache"),
-                         val_fraction=0.2, test_fraction=0.0)
+    return GANDataModule(
+        SyntheticPosterSource(n=160),
+        resolution=32,
+        cache_dir=str(tmp_path / "cache"),
+        val_fraction=0.2,
+        test_fraction=0.0,
+    )
 
 
 def test_poster_segmenter_learns_is_cached_and_reloaded(posters, tmp_path, monkeypatch):

@@ -61,7 +61,9 @@ def _random_case(seed: int = 0, b: int = 12, u: int = 5, k: int = 3, h: int = 16
 
 def test_streaming_iou_equals_dense_iou_for_every_threshold():
     acts, masks = _random_case()
-    thr = torch.stack([torch.zeros(5), torch.full((5,), 0.4), torch.quantile(acts.transpose(0, 1).flatten(1), 0.9, dim=1)], 1)
+    thr = torch.stack(
+        [torch.zeros(5), torch.full((5,), 0.4), torch.quantile(acts.transpose(0, 1).flatten(1), 0.9, dim=1)], 1
+    )
     tally = ConceptTally(thr, 3, max_elements=3 * 5 * 16 * 16)  # also splits each batch internally
     for lo in range(0, 12, 5):  # uneven batches
         tally.update(acts[lo : lo + 5], masks[lo : lo + 5])
@@ -97,7 +99,9 @@ def test_iqr_threshold_picks_the_threshold_maximising_information_quality_ratio(
     tally = ConceptTally(candidates, 1)
     tally.update(act, mask)
     iqr = tally.iqr()[0, :, 0]
-    ref = torch.tensor([_iqr_numpy((act > t).numpy().ravel(), mask.numpy().ravel()) for t in candidates[0]], dtype=torch.float64)
+    ref = torch.tensor(
+        [_iqr_numpy((act > t).numpy().ravel(), mask.numpy().ravel()) for t in candidates[0]], dtype=torch.float64
+    )
     torch.testing.assert_close(iqr, ref, rtol=1e-9, atol=1e-12)
     best = tally.best_iqr()
     assert int(best["threshold_index"][0, 0]) == int(ref.argmax())

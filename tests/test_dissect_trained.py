@@ -26,8 +26,15 @@ def test_trained_dcgan_units_beat_random_init_and_ablation_lowers_concepts(tmp_p
     dm = GANDataModule(SyntheticPosterSource(n=1024), resolution=32, batch_size=16, cache_dir=str(tmp_path / "cache"))
     model = DCGAN(latent_dim=32, ngf=16, ndf=16, resolution=32, lr=3e-4)
     initial = copy.deepcopy(model)
-    trainer = L.Trainer(max_epochs=6, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, limit_val_batches=0, accelerator="cpu")
+    trainer = L.Trainer(
+        max_epochs=6,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        accelerator="cpu",
+    )
     trainer.fit(model, datamodule=dm)
     seg = build_segmenter("trained", dm, tmp_path / "cache", steps=200, width=12, seed=0)
 

@@ -1,6 +1,8 @@
 """Tests for gan_interp.data.download against a local HTTP server (no internet)."""
+
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import threading
@@ -12,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gan_interp.data import download as dl
 from gan_interp import io as gan_io
+from gan_interp.data import download as dl
 from gan_interp.errors import DataError
 from gan_interp.io import TMP_MARK
 
@@ -50,8 +52,13 @@ class _State:
 
 
 def _make_handler(state: _State) -> type[BaseHTTPRequestHandler]:
-    static = {"/rgb.jpg": RGB, "/gray.jpg": GRAY, "/cmyk.jpg": CMYK,
-              "/truncated.jpg": TRUNCATED, "/notimage.jpg": b"<html>not an image</html>" * 20}
+    static = {
+        "/rgb.jpg": RGB,
+        "/gray.jpg": GRAY,
+        "/cmyk.jpg": CMYK,
+        "/truncated.jpg": TRUNCATED,
+        "/notimage.jpg": b"<html>not an image</html>" * 20,
+    }
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (stdlib name)
@@ -77,10 +84,8 @@ def _make_handler(state: _State) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "image/jpeg" if code == 200 else "text/plain")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            try:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # client gave up (timeout test)
                 self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):  # client gave up (timeout test)
-                pass
 
         def log_message(self, *args: object) -> None:  # keep test output quiet
             pass
@@ -118,20 +123,23 @@ def _write_csv(path: Path, rows: list[tuple[str, str, str]]) -> Path:
 @pytest.fixture
 def movie_csv(tmp_path, server) -> Path:
     base, _ = server
-    return _write_csv(tmp_path / "MovieGenre.csv", [
-        ("1", "Amélie (2001)", f"{base}/rgb.jpg"),
-        ("2", "Gray", f"{base}/gray.jpg"),
-        ("3", "Cmyk", f"{base}/cmyk.jpg"),
-        ("1", "Amélie duplicate", f"{base}/missing.jpg"),  # duplicate id: ignored
-        ("4", "Gone", f"{base}/missing.jpg"),
-        ("5", "Flaky", f"{base}/flaky.jpg"),
-        ("6", "Truncated", f"{base}/truncated.jpg"),
-        ("7", "Not an image", f"{base}/notimage.jpg"),
-        ("8", "No poster", ""),
-        ("9", "Forbidden", f"{base}/forbidden.jpg"),
-        ("10", "Down", f"{base}/always500.jpg"),
-        ("11", "Rate limited", f"{base}/ratelimited.jpg"),
-    ])
+    return _write_csv(
+        tmp_path / "MovieGenre.csv",
+        [
+            ("1", "Amélie (2001)", f"{base}/rgb.jpg"),
+            ("2", "Gray", f"{base}/gray.jpg"),
+            ("3", "Cmyk", f"{base}/cmyk.jpg"),
+            ("1", "Amélie duplicate", f"{base}/missing.jpg"),  # duplicate id: ignored
+            ("4", "Gone", f"{base}/missing.jpg"),
+            ("5", "Flaky", f"{base}/flaky.jpg"),
+            ("6", "Truncated", f"{base}/truncated.jpg"),
+            ("7", "Not an image", f"{base}/notimage.jpg"),
+            ("8", "No poster", ""),
+            ("9", "Forbidden", f"{base}/forbidden.jpg"),
+            ("10", "Down", f"{base}/always500.jpg"),
+            ("11", "Rate limited", f"{base}/ratelimited.jpg"),
+        ],
+    )
 
 
 def _failures(out: Path) -> dict[str, tuple[str, int]]:
@@ -249,8 +257,25 @@ def test_limit_counts_unique_ids(server, movie_csv, tmp_path):
 
 def test_cli_success_prints_one_line_summary(server, movie_csv, tmp_path, capsys):
     out = tmp_path / "posters"
-    report = dl.main(["imdb", "--csv", str(movie_csv), "--out", str(out), "--workers", "4",
-                      "--retries", "3", "--timeout", "5", "--backoff", "0.01", "--limit", "3"])
+    report = dl.main(
+        [
+            "imdb",
+            "--csv",
+            str(movie_csv),
+            "--out",
+            str(out),
+            "--workers",
+            "4",
+            "--retries",
+            "3",
+            "--timeout",
+            "5",
+            "--backoff",
+            "0.01",
+            "--limit",
+            "3",
+        ]
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1 and "downloaded=3" in lines[0] and "no-url=0" in lines[0]
     assert report.downloaded == 3
@@ -282,8 +307,9 @@ def test_cli_rejects_unknown_dataset(tmp_path, capsys):
 
 def test_read_rows_latin1_dedup_and_bom(tmp_path):
     path = tmp_path / "m.csv"
-    path.write_bytes("\ufeffimdbId,Title,Poster\n1,Amélie,http://a/1.jpg\n1,Dup,http://a/x.jpg\n2,B,\n"
-                     .encode("utf-8"))  # UTF-8 BOM read as latin-1 must not hide imdbId
+    path.write_bytes(
+        "\ufeffimdbId,Title,Poster\n1,Amélie,http://a/1.jpg\n1,Dup,http://a/x.jpg\n2,B,\n".encode("utf-8")
+    )  # UTF-8 BOM read as latin-1 must not hide imdbId
     rows, no_url, dups = dl.read_poster_rows(path)
     assert rows == [("1", "http://a/1.jpg")] and (no_url, dups) == (1, 1)
 

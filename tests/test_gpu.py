@@ -20,17 +20,40 @@ pytestmark = pytest.mark.gpu
 
 TINY = {
     "dcgan": ["model=dcgan", "model.ngf=8", "model.ndf=8", "model.latent_dim=16"],
-    "stylegan_lite": ["model=stylegan_lite", "model.channel_base=256", "model.channel_max=32", "model.latent_dim=16",
-                      "model.w_dim=16", "model.n_mapping=2", "data.resolution=32"],
-    "kgan": ["model=kgan", "model.k=2", "model.ngf=8", "model.ndf=8", "model.latent_dim=16", "model.n_critic=1",
-             "data.resolution=32"],
+    "stylegan_lite": [
+        "model=stylegan_lite",
+        "model.channel_base=256",
+        "model.channel_max=32",
+        "model.latent_dim=16",
+        "model.w_dim=16",
+        "model.n_mapping=2",
+        "data.resolution=32",
+    ],
+    "kgan": [
+        "model=kgan",
+        "model.k=2",
+        "model.ngf=8",
+        "model.ndf=8",
+        "model.latent_dim=16",
+        "model.n_critic=1",
+        "data.resolution=32",
+    ],
 }
 
 
 @pytest.mark.parametrize("model", sorted(TINY))
 def test_every_model_trains_in_bf16_on_the_gpu(make_cfg, model):
-    cfg = make_cfg(["data=fake", *TINY[model], "trainer=gpu", "trainer.max_epochs=2", "logger=none",
-                    "probes=activations", "metrics=none"])
+    cfg = make_cfg(
+        [
+            "data=fake",
+            *TINY[model],
+            "trainer=gpu",
+            "trainer.max_epochs=2",
+            "logger=none",
+            "probes=activations",
+            "metrics=none",
+        ]
+    )
     metrics = train(cfg)
     run = Path(cfg.paths.output_dir)
     assert metrics["g_steps"] > 0
@@ -51,8 +74,12 @@ def test_channels_last_inputs_give_the_same_scores():
 
 def test_probes_run_on_a_cuda_model(tmp_path):
     m = DCGAN(latent_dim=16, ngf=8, ndf=8, resolution=32).cuda()
-    cfg = {"activations": {"n": 4}, "traversals": {"dims": 2, "steps": 3, "n_pairs": 1, "freeze_dims": 1, "n_resample": 2},
-           "directions": {"k": 2, "steps": 3, "n_samples": 16}, "filters": {}}
+    cfg = {
+        "activations": {"n": 4},
+        "traversals": {"dims": 2, "steps": 3, "n_pairs": 1, "freeze_dims": 1, "n_resample": 2},
+        "directions": {"k": 2, "steps": 3, "n_samples": 16},
+        "filters": {},
+    }
     results = run_probes(m, None, cfg, tmp_path / "probes" / "epoch_000", 0, strict=True)
     assert set(results) == set(cfg)
     assert json.loads((tmp_path / "probes" / "epoch_000" / "probes.json").read_text())["epoch"] == 0
@@ -61,9 +88,22 @@ def test_probes_run_on_a_cuda_model(tmp_path):
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="DDP on GPUs needs two devices")
 def test_ddp_on_two_gpus(tmp_path):
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "gan_interp.train", "trainer=ddp", "trainer.devices=2", "data=fake",
-           *TINY["dcgan"], "trainer.max_epochs=1", "logger=csv", "probes=none", "metrics=none",
-           f"hydra.run.dir={run}", f"paths.cache_dir={tmp_path / 'cache'}", f"paths.data_dir={tmp_path / 'data'}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gan_interp.train",
+        "trainer=ddp",
+        "trainer.devices=2",
+        "data=fake",
+        *TINY["dcgan"],
+        "trainer.max_epochs=1",
+        "logger=csv",
+        "probes=none",
+        "metrics=none",
+        f"hydra.run.dir={run}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"paths.data_dir={tmp_path / 'data'}",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "metrics.json").is_file()

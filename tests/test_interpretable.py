@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from gan_interp.errors import ConfigError
 from gan_interp.models.interpretable import (
     InterpretableRegularizer,
     align_labels,
@@ -14,7 +15,6 @@ from gan_interp.models.interpretable import (
     group_filters,
     normalise_maps,
 )
-from gan_interp.errors import ConfigError
 from gan_interp.train import build
 
 TINY = ["data=fake", "model.ngf=8", "model.ndf=8", "model.latent_dim=16", "logger=none"]
@@ -119,9 +119,17 @@ def test_normalised_maps_have_unit_norm_and_bad_settings_fail_in_one_line():
 
 
 def test_interpretable_option_trains_a_dcgan(make_cfg):
-    cfg = make_cfg([*TINY, "model.interpretable.enabled=true", "model.interpretable.n_concepts=3",
-                    "model.interpretable.regroup_every=2", "++trainer.max_steps=8", "trainer.max_epochs=2",
-                    "trainer.limit_val_batches=0"])
+    cfg = make_cfg(
+        [
+            *TINY,
+            "model.interpretable.enabled=true",
+            "model.interpretable.n_concepts=3",
+            "model.interpretable.regroup_every=2",
+            "++trainer.max_steps=8",
+            "trainer.max_epochs=2",
+            "trainer.limit_val_batches=0",
+        ]
+    )
     datamodule, model, trainer = build(cfg)
     reg = model.interpretable
     assert reg is not None and reg.layer == "block1"  # 32 px DCGAN: the 8x8 middle block
@@ -142,4 +150,6 @@ def test_interpretable_option_fast_dev_run_and_disabled_default(make_cfg):
 
     assert train(make_cfg([*TINY, "model.interpretable.enabled=true", "++trainer.fast_dev_run=true"]))["g_steps"] == 1.0
     _, model, _ = build(make_cfg(TINY))
-    assert model.interpretable is None and model.interpretable_param_groups() == [] and model.interpretable_loss() == 0.0
+    assert (
+        model.interpretable is None and model.interpretable_param_groups() == [] and model.interpretable_loss() == 0.0
+    )

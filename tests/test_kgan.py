@@ -17,7 +17,6 @@ from gan_interp.models.kgan import KGAN
 from gan_interp.models.kgan_partition import KGANPartition
 from gan_interp.train import train
 
-
 TINY = ["model=kgan", "data=fake", "model.ngf=8", "model.ndf=8", "model.latent_dim=16", "logger=none", "callbacks=none"]
 EPOCH_IMAGES = "+callbacks.kgan_epoch_images._target_=gan_interp.callbacks.kgan_epoch_images.KGANEpochImages"
 
@@ -49,7 +48,13 @@ def test_fast_dev_run_partitions_the_batch_and_writes_medoids_and_samples(make_c
             assert torch.isfinite(torch.tensor(metrics[f"train/m{j}/d_loss"]))
             assert metrics[f"train/m{j}/gp"] >= 0
     out = Path(cfg.paths.output_dir) / "kgan" / "epoch_000"
-    assert {p.name for p in out.iterdir()} == {"cell_medoids.png", "samples_m0.png", "samples_m1.png", "samples_m2.png", "partition.json"}
+    assert {p.name for p in out.iterdir()} == {
+        "cell_medoids.png",
+        "samples_m0.png",
+        "samples_m1.png",
+        "samples_m2.png",
+        "partition.json",
+    }
     info = json.loads((out / "partition.json").read_text())
     split = json.loads((Path(cfg.paths.output_dir) / "data_split.json").read_text())
     assert info["cell_sizes"] == [16, 16, 16] and all(r in split["train"] for r in info["medoid_rows"])
@@ -57,7 +62,9 @@ def test_fast_dev_run_partitions_the_batch_and_writes_medoids_and_samples(make_c
 
 def test_baselines_one_gan_counts_critic_rounds_in_bf16(make_cfg):
     # k=1 baseline, 2 epochs of 3 batches: generator rounds at batches 0 and 5 (n_critic=5)
-    cfg = make_cfg([*TINY, "model.k=1", "trainer.max_epochs=2", "trainer.limit_val_batches=1", "trainer.precision=bf16-mixed"])
+    cfg = make_cfg(
+        [*TINY, "model.k=1", "trainer.max_epochs=2", "trainer.limit_val_batches=1", "trainer.precision=bf16-mixed"]
+    )
     metrics = train(cfg)
     assert metrics["g_steps"] == 2.0
     assert metrics["kgan/cell_size/m0"] == 48.0 and metrics["train/m0/batch_rows"] == 16.0
@@ -65,8 +72,16 @@ def test_baselines_one_gan_counts_critic_rounds_in_bf16(make_cfg):
 
 
 def test_baseline_independent_members_see_all_data(make_cfg):
-    cfg = make_cfg([*TINY, "model.k=2", "model.independent=true", "model.arch=dcgan", "++trainer.fast_dev_run=true",
-                    "trainer.precision=bf16-mixed"])
+    cfg = make_cfg(
+        [
+            *TINY,
+            "model.k=2",
+            "model.independent=true",
+            "model.arch=dcgan",
+            "++trainer.fast_dev_run=true",
+            "trainer.precision=bf16-mixed",
+        ]
+    )
     metrics = train(cfg)
     assert metrics["train/m0/batch_rows"] == 16.0 and metrics["train/m1/batch_rows"] == 16.0
     assert metrics["g_steps"] == 1.0
@@ -112,11 +127,18 @@ def test_layers_are_full_batch_taps_and_member_views():
     m = tiny_kgan().eval()
     z = m.sample_z(12, generator=torch.Generator().manual_seed(2))
     seen: dict[str, tuple] = {}
-    hooks = [mod.register_forward_hook(lambda mod, i, o, name=name: seen.__setitem__(name, tuple(o.shape)))
-             for name, mod in m.generator_layers().items()]
+    hooks = [
+        mod.register_forward_hook(lambda mod, i, o, name=name: seen.__setitem__(name, tuple(o.shape)))
+        for name, mod in m.generator_layers().items()
+    ]
     with torch.no_grad():
         x = m.generate(z)
-    assert seen == {"fc": (12, 16, 4, 4), "block0": (12, 8, 8, 8), "block1": (12, 4, 16, 16), "to_image": (12, 3, 32, 32)}
+    assert seen == {
+        "fc": (12, 16, 4, 4),
+        "block0": (12, 8, 8, 8),
+        "block1": (12, 4, 16, 16),
+        "to_image": (12, 3, 32, 32),
+    }
     ablate = m.generator_layers()["block1"].register_forward_hook(lambda mod, i, o: torch.zeros_like(o))
     with torch.no_grad():
         x_ablated = m.generate(z)
@@ -130,7 +152,12 @@ def test_layers_are_full_batch_taps_and_member_views():
     with torch.no_grad():
         assert torch.equal(view.generate(z), m.generate(z, member=2))
         assert torch.equal(view.critic(x), m.critic(x, member=2))
-    assert view.critic(x).shape == (12,) and set(view.generator_layers()) == {"m2.fc", "m2.block0", "m2.block1", "m2.to_image"}
+    assert view.critic(x).shape == (12,) and set(view.generator_layers()) == {
+        "m2.fc",
+        "m2.block0",
+        "m2.block1",
+        "m2.to_image",
+    }
     assert m.critic(x).shape == (12,)
 
 
@@ -201,8 +228,13 @@ def test_partition_exists_after_init_and_survives_a_state_round_trip():
     assert fresh.row_to_member is None and fresh.medoid_rows == [] and fresh.cell_sizes is None
     assert fresh.stats == {} and fresh.epoch is None
     assert set(fresh.state_dict()) == {"sites", "offsets", "cell_weights", "ready"}
-    assert fresh.checkpoint_state() == {"row_to_member": None, "medoid_rows": [], "cell_sizes": None, "stats": {},
-                                        "partition_epoch": None}
+    assert fresh.checkpoint_state() == {
+        "row_to_member": None,
+        "medoid_rows": [],
+        "cell_sizes": None,
+        "stats": {},
+        "partition_epoch": None,
+    }
     # before the first update, unknown rows fall back to power cells with zero sites/offsets: cell 0
     images, _ = three_clusters()
     assert torch.equal(fresh.members_of(torch.arange(3), images[:3]), torch.zeros(3, dtype=torch.long))
@@ -275,8 +307,15 @@ def test_training_step_updates_only_members_with_rows_in_the_batch(tmp_path):
     batch = {"image": torch.rand(4, 3, 32, 32) * 2 - 1, "index": torch.arange(4)}
     loader = DataLoader([batch], batch_size=None)
     before = [[p.clone() for p in mem.parameters()] for mem in m.members]
-    trainer = L.Trainer(fast_dev_run=True, accelerator="cpu", logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path)
+    trainer = L.Trainer(
+        fast_dev_run=True,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(m, train_dataloaders=loader)
     changed = [any(not torch.equal(a, b) for a, b in zip(old, mem.parameters())) for old, mem in zip(before, m.members)]
     assert changed == [True, False, False]
@@ -311,8 +350,13 @@ def test_models_do_not_import_callbacks():
         (path.name, name)
         for path in models_dir.glob("*.py")
         for node in ast.walk(ast.parse(path.read_text()))
-        for name in ([node.module or ""] if isinstance(node, ast.ImportFrom) else
-                     [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+        for name in (
+            [node.module or ""]
+            if isinstance(node, ast.ImportFrom)
+            else [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else []
+        )
     }
     assert ("kgan.py", "gan_interp.models.kgan_partition") in imported  # the walk sees imports
     assert sorted(i for i in imported if i[1].startswith("gan_interp.callbacks")) == []

@@ -35,7 +35,9 @@ def test_fid_with_identity_features_matches_the_gaussian_closed_form() -> None:
     d = 4
     a = torch.randn(20000, d, generator=g, dtype=torch.float64)
     mix = torch.tensor([[1.0, 0.3, 0, 0], [0, 0.8, 0, 0], [0, 0, 1.5, 0.2], [0, 0, 0, 0.5]], dtype=torch.float64)
-    b = torch.randn(15000, d, generator=g, dtype=torch.float64) @ mix + torch.tensor([0.5, -0.2, 0.0, 1.0], dtype=torch.float64)
+    b = torch.randn(15000, d, generator=g, dtype=torch.float64) @ mix + torch.tensor(
+        [0.5, -0.2, 0.0, 1.0], dtype=torch.float64
+    )
     ours = fid_from_features(a, b)
     an, bn = a.numpy(), b.numpy()
     sample_form = frechet_distance_gaussians(an.mean(0), np.cov(an, rowvar=False), bn.mean(0), np.cov(bn, rowvar=False))
@@ -82,14 +84,25 @@ def _sample_two_blobs(b: int, g: torch.Generator) -> torch.Tensor:
 def test_domain_net_learns_and_clusters() -> None:
     torch.manual_seed(123)
     before = torch.get_rng_state()
-    net = train_domain_net(_sample_two_blobs, channels=1, steps=40, batch_size=32, dim=8, input_size=16, n_clusters=2,
-                           n_cluster_images=256, seed=0)
+    net = train_domain_net(
+        _sample_two_blobs,
+        channels=1,
+        steps=40,
+        batch_size=32,
+        dim=8,
+        input_size=16,
+        n_clusters=2,
+        n_cluster_images=256,
+        seed=0,
+    )
     assert torch.equal(torch.get_rng_state(), before)  # training does not disturb the global RNG
     g = torch.Generator().manual_seed(5)
     x = _sample_two_blobs(64, g)
     bright = x[:, 0, 8, 8] > 0
     assign = net.logits(net(x)).argmax(1)
-    assert (assign[bright] != assign[~bright][0]).all() and (assign[~bright] == assign[~bright][0]).all()  # blobs = clusters
+    assert (assign[bright] != assign[~bright][0]).all() and (
+        assign[~bright] == assign[~bright][0]
+    ).all()  # blobs = clusters
     cent = kmeans(torch.tensor([[0.0], [0.1], [10.0], [10.2]]), 2)
     assert sorted(cent.flatten().tolist()) == pytest.approx([0.05, 10.1])
 
@@ -98,7 +111,9 @@ def test_auto_without_cached_inception_uses_domain_features_and_says_so(tmp_path
     from gan_interp.data import GANDataModule
     from gan_interp.data.sources import FakeSource
 
-    dm = GANDataModule(FakeSource(n=48, seed=0, channels=1), resolution=16, channels=1, cache_dir=str(tmp_path / "cache"), batch_size=8)
+    dm = GANDataModule(
+        FakeSource(n=48, seed=0, channels=1), resolution=16, channels=1, cache_dir=str(tmp_path / "cache"), batch_size=8
+    )
     fx = build_feature_extractor("auto", dm, tmp_path / "fcache", domain={"steps": 5, "dim": 8, "input_size": 16})
     assert fx.name == "domain-autoencoder"
     assert "Inception weights not found" in fx.description
@@ -122,7 +137,10 @@ def test_cached_torchvision_inception_is_found_and_loaded_without_download(tmp_p
 
     ckpt_dir = tmp_path / "hub" / "checkpoints"
     ckpt_dir.mkdir(parents=True)
-    torch.save(inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict(), ckpt_dir / feat_mod.TORCHVISION_WEIGHTS)
+    torch.save(
+        inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict(),
+        ckpt_dir / feat_mod.TORCHVISION_WEIGHTS,
+    )
     assert feat_mod.find_inception_weights() == ("torchvision", ckpt_dir / feat_mod.TORCHVISION_WEIGHTS)
     fx = build_feature_extractor("auto")
     assert fx.name == "inception-torchvision" and fx.num_features == 2048

@@ -68,7 +68,9 @@ def test_shifted_gaussians_are_far_and_significant() -> None:
 
 
 def test_permutation_p_values_are_calibrated_under_the_null() -> None:
-    ps = np.array([mmd_test(_gauss(40, 2, 100 + s), _gauss(40, 2, 200 + s), n_permutations=50, seed=s).p_value for s in range(30)])
+    ps = np.array(
+        [mmd_test(_gauss(40, 2, 100 + s), _gauss(40, 2, 200 + s), n_permutations=50, seed=s).p_value for s in range(30)]
+    )
     assert (ps < 0.05).mean() <= 0.2  # ~5% expected; a broken test would reject far more often
     assert 0.3 < ps.mean() < 0.7  # roughly uniform
 
@@ -76,6 +78,8 @@ def test_permutation_p_values_are_calibrated_under_the_null() -> None:
 def test_images_are_flattened_and_tiny_samples_rejected() -> None:
     imgs = torch.rand(10, 3, 4, 4)
     flat = imgs.reshape(10, -1)
-    assert mmd2_unbiased(imgs, imgs.flip(0) + 0.1, bandwidth=1.0) == pytest.approx(mmd2_unbiased(flat, flat.flip(0) + 0.1, bandwidth=1.0))
+    assert mmd2_unbiased(imgs, imgs.flip(0) + 0.1, bandwidth=1.0) == pytest.approx(
+        mmd2_unbiased(flat, flat.flip(0) + 0.1, bandwidth=1.0)
+    )
     with pytest.raises(ValueError, match="at least 2"):
         mmd_test(torch.zeros(1, 3), torch.zeros(5, 3))

@@ -59,7 +59,9 @@ def test_total_variation_known_values() -> None:
     checker = ((yy + xx) % 2).double()
     assert total_variation(_gray(checker[None])).item() == pytest.approx(2.0)  # every step is 1, both axes
     ramp = torch.linspace(0, 1, 11)[None, :].expand(5, 11)
-    assert total_variation(_gray(ramp[None])).item() == pytest.approx(0.1, rel=1e-5)  # 1/(W-1) horizontally, 0 vertically
+    assert total_variation(_gray(ramp[None])).item() == pytest.approx(
+        0.1, rel=1e-5
+    )  # 1/(W-1) horizontally, 0 vertically
 
 
 def test_accumulator_streams_means_and_summary_ratios() -> None:
@@ -71,7 +73,9 @@ def test_accumulator_streams_means_and_summary_ratios() -> None:
     means = acc.compute()
     assert means["tv"] == pytest.approx(total_variation(imgs).mean().item(), rel=1e-6)
     assert means["laplacian_var"] == pytest.approx(laplacian_variance(imgs).mean().item(), rel=1e-6)
-    s = quality_summary({"laplacian_var": 1.0, "noise": 2.0, "tv": 3.0}, {"laplacian_var": 2.0, "noise": 2.0, "tv": 0.0})
+    s = quality_summary(
+        {"laplacian_var": 1.0, "noise": 2.0, "tv": 3.0}, {"laplacian_var": 2.0, "noise": 2.0, "tv": 0.0}
+    )
     assert s["laplacian_var_ratio"] == 0.5 and s["noise_ratio"] == 1.0 and np.isnan(s["tv_ratio"])
     assert np.isnan(QualityAccumulator().compute()["tv"])
 
@@ -90,7 +94,11 @@ def test_nearest_neighbours_chunked_matches_brute_force() -> None:
 
 def test_memorisation_score_copies_vs_fresh_samples() -> None:
     g = torch.Generator().manual_seed(3)
-    train, held, fresh = torch.randn(400, 4, generator=g), torch.randn(200, 4, generator=g), torch.randn(200, 4, generator=g)
+    train, held, fresh = (
+        torch.randn(400, 4, generator=g),
+        torch.randn(200, 4, generator=g),
+        torch.randn(200, 4, generator=g),
+    )
     copies = train[:200] + 1e-3 * torch.randn(200, 4, generator=g)
     copied = memorisation_score(copies, train, held)
     assert copied["nn_ratio"] < 0.01 and copied["copy_fraction"] == 1.0

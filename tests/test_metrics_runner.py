@@ -19,7 +19,6 @@ from gan_interp.metrics.settings import MetricsSettings
 from gan_interp.models import DCGAN
 from gan_interp.train import train
 
-
 TINY = ["data=fake", "model.ngf=8", "model.ndf=8", "model.latent_dim=16"]
 CHEAP = {"mmd": {"n_permutations": 100}, "c2st": {"epochs": 2, "min_steps": 40}, "quality": {}, "memorisation": {}}
 
@@ -43,8 +42,14 @@ class ReplayGenerator(nn.Module):
 
 @pytest.fixture(scope="module")
 def dm(tmp_path_factory) -> GANDataModule:
-    d = GANDataModule(FakeSource(n=400, seed=3), resolution=16, cache_dir=str(tmp_path_factory.mktemp("cache")),
-                      batch_size=32, val_fraction=0.25, test_fraction=0.0)
+    d = GANDataModule(
+        FakeSource(n=400, seed=3),
+        resolution=16,
+        cache_dir=str(tmp_path_factory.mktemp("cache")),
+        batch_size=32,
+        val_fraction=0.25,
+        test_fraction=0.0,
+    )
     d.setup()
     return d
 
@@ -76,13 +81,37 @@ def test_all_metrics_on_a_dcgan_with_domain_features(dm, tmp_path) -> None:
     metrics = {
         "mmd": {"space": "features", "n_permutations": 20},
         "c2st": {"space": "features", "epochs": 1, "min_steps": 5},
-        "quality": {}, "memorisation": {"space": "features"}, "fid": {}, "kid": {"subsets": 5}, "is": {"splits": 2},
+        "quality": {},
+        "memorisation": {"space": "features"},
+        "fid": {},
+        "kid": {"subsets": 5},
+        "is": {"splits": 2},
     }
-    settings = MetricsSettings(metrics=metrics, n=48, batch_size=16, features="domain", cache_dir=str(tmp_path),
-                               domain={"steps": 10, "dim": 8, "input_size": 16})
+    settings = MetricsSettings(
+        metrics=metrics,
+        n=48,
+        batch_size=16,
+        features="domain",
+        cache_dir=str(tmp_path),
+        domain={"steps": 10, "dim": 8, "input_size": 16},
+    )
     res = evaluate(model, dm, settings, gallery_path=tmp_path / "nn.png")
-    expected = {"mmd2", "mmd_p_value", "c2st_accuracy", "c2st_p_value", "fid", "kid_mean", "kid_std", "is_mean", "is_std",
-                "nn_ratio", "nn_copy_fraction", "quality_tv_fake", "quality_tv_real", "quality_noise_ratio"}
+    expected = {
+        "mmd2",
+        "mmd_p_value",
+        "c2st_accuracy",
+        "c2st_p_value",
+        "fid",
+        "kid_mean",
+        "kid_std",
+        "is_mean",
+        "is_std",
+        "nn_ratio",
+        "nn_copy_fraction",
+        "quality_tv_fake",
+        "quality_tv_real",
+        "quality_noise_ratio",
+    }
     assert expected <= set(res.values)
     assert all(v == v for k, v in res.values.items() if k != "quality_laplacian_var_ratio")  # finite (no NaN)
     assert 1.0 <= res.values["is_mean"] <= 10.0 + 1e-6  # IS is between 1 and the number of pseudo-classes
@@ -100,7 +129,9 @@ def test_metric_config_errors_are_one_line() -> None:
         normalise_metrics_cfg({"mmd": {"space": "images"}})
     assert set(normalise_metrics_cfg("all")) == {"mmd", "c2st", "quality", "memorisation", "fid", "kid", "is"}
     assert normalise_metrics_cfg("mmd,quality") == {"mmd": {"space": "pixels"}, "quality": {}}
-    with pytest.raises(ConfigError, match="metrics.metrics.mmd.n_perms is not an option of metric mmd; options: space, "):
+    with pytest.raises(
+        ConfigError, match="metrics.metrics.mmd.n_perms is not an option of metric mmd; options: space, "
+    ):
         normalise_metrics_cfg({"mmd": {"n_perms": 3}})
     with pytest.raises(ConfigError, match="metrics.n=2 is too small"):
         MetricsSettings(metrics={"mmd": {}}, n=2)
@@ -109,9 +140,20 @@ def test_metric_config_errors_are_one_line() -> None:
 
 
 def test_metrics_callback_in_training_writes_json_logs_and_final_metrics(make_cfg) -> None:
-    cfg = make_cfg([*TINY, "trainer.max_epochs=2", "logger=csv", "probes=none", "metrics=default", "metrics.n=24",
-                    "schedule.metrics.epochs=[0]",
-                    "metrics.metrics.c2st.epochs=1", "+metrics.metrics.c2st.min_steps=5", "metrics.metrics.mmd.n_permutations=20"])
+    cfg = make_cfg(
+        [
+            *TINY,
+            "trainer.max_epochs=2",
+            "logger=csv",
+            "probes=none",
+            "metrics=default",
+            "metrics.n=24",
+            "schedule.metrics.epochs=[0]",
+            "metrics.metrics.c2st.epochs=1",
+            "+metrics.metrics.c2st.min_steps=5",
+            "metrics.metrics.mmd.n_permutations=20",
+        ]
+    )
     final = train(cfg)
     run = Path(cfg.paths.output_dir)
     files = sorted(p.name for p in (run / "metrics").glob("epoch_*.json"))

@@ -18,7 +18,6 @@ from gan_interp.probes.registry import PROBES, register_probe
 from gan_interp.train import scheduled_callbacks, train
 from gan_interp.wandb_offline import find_offline_runs, read_offline_run
 
-
 TINY = ["data=fake", "model.ngf=8", "model.ndf=8", "model.latent_dim=8", "callbacks=none"]
 
 
@@ -38,7 +37,15 @@ def recorder():
 
 
 def _trainer(tmp_path, epoch: int, rank_zero: bool = True, fast_dev_run: bool = False):
-    return SimpleNamespace(current_epoch=epoch, is_global_zero=rank_zero, fast_dev_run=fast_dev_run, default_root_dir=str(tmp_path), loggers=[], global_step=10 * epoch, datamodule=None)
+    return SimpleNamespace(
+        current_epoch=epoch,
+        is_global_zero=rank_zero,
+        fast_dev_run=fast_dev_run,
+        default_root_dir=str(tmp_path),
+        loggers=[],
+        global_step=10 * epoch,
+        datamodule=None,
+    )
 
 
 def test_schedule_epochs_every_n_and_train_end(tmp_path, recorder):
@@ -79,7 +86,21 @@ def test_bad_config_fails_at_construction():
         ProbeCallback(probes={}, schedule={"epochs": [-1]})
 
 
-@pytest.mark.parametrize("name", ["default", "all", "saliency", "activations", "traversals", "directions", "actmax", "filters", "neighbours", "members"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "default",
+        "all",
+        "saliency",
+        "activations",
+        "traversals",
+        "directions",
+        "actmax",
+        "filters",
+        "neighbours",
+        "members",
+    ],
+)
 def test_probe_configs_instantiate(make_cfg, name):
     cfg = make_cfg([f"probes={name}", "metrics=none"])
     assert isinstance(instantiate(cfg.probes), ProbeCallback)
@@ -92,7 +113,12 @@ def test_probe_configs_instantiate(make_cfg, name):
 
 def test_default_probes_during_training_reach_wandb_and_disk(make_cfg, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
-    cheap = ["probes.probes.actmax.steps=2", "probes.probes.directions.n_samples=16", "probes.probes.saliency.nt_samples=2", "probes.probes.traversals.dims=2"]
+    cheap = [
+        "probes.probes.actmax.steps=2",
+        "probes.probes.directions.n_samples=16",
+        "probes.probes.saliency.nt_samples=2",
+        "probes.probes.traversals.dims=2",
+    ]
     cfg = make_cfg([*TINY, "trainer.max_epochs=2", "logger=wandb", "probes=default", *cheap])
     train(cfg)
     probes_dir = Path(cfg.paths.output_dir) / "probes"
@@ -111,7 +137,14 @@ def test_default_probes_during_training_reach_wandb_and_disk(make_cfg, monkeypat
 
     run = read_offline_run(find_offline_runs(Path(cfg.paths.output_dir) / "wandb")[0])
     assert len(run.series("probes/time_s")) == 2 and all(t > 0 for t in run.series("probes/time_s"))
-    for key in ("probes/saliency/real", "probes/saliency/fake", "probes/traversals/z_dims", "probes/directions/sefa", "probes/filters/first_layer", "probes/actmax/units"):
+    for key in (
+        "probes/saliency/real",
+        "probes/saliency/fake",
+        "probes/traversals/z_dims",
+        "probes/directions/sefa",
+        "probes/filters/first_layer",
+        "probes/actmax/units",
+    ):
         assert len(run.series(key)) == 2, key  # one image per probed epoch
     assert len(run.image_files("probes/saliency/real")) == 2
     assert run.series("probes/actmax/reached"), "tables are logged too"

@@ -10,18 +10,22 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import compose_config
 from omegaconf import OmegaConf
 
-from gan_interp.errors import ConfigError
 from gan_interp.checkpoints import load_checkpoint
+from gan_interp.errors import ConfigError
 from gan_interp.probe_checkpoint import probe_checkpoint
 from gan_interp.train import train
-from conftest import compose_config
-
 
 TINY = ["data=fake", "model.ngf=8", "model.ndf=8", "model.latent_dim=16"]
-METRICS = ["metrics=default", "metrics.n=24", "metrics.metrics.c2st.epochs=1", "+metrics.metrics.c2st.min_steps=5",
-           "metrics.metrics.mmd.n_permutations=20"]
+METRICS = [
+    "metrics=default",
+    "metrics.n=24",
+    "metrics.metrics.c2st.epochs=1",
+    "+metrics.metrics.c2st.min_steps=5",
+    "metrics.metrics.mmd.n_permutations=20",
+]
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -29,7 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 def trained(tmp_path_factory) -> Path:
     """A 2-epoch tiny DCGAN run whose MetricsCallback evaluated epoch 0 (and the end)."""
     tmp = tmp_path_factory.mktemp("probe_cli")
-    cfg = compose_config(tmp, [*TINY, "trainer.max_epochs=2", "logger=none", "probes=none", *METRICS, "schedule.metrics.epochs=[0]"])
+    cfg = compose_config(
+        tmp, [*TINY, "trainer.max_epochs=2", "logger=none", "probes=none", *METRICS, "schedule.metrics.epochs=[0]"]
+    )
     train(cfg)
     return Path(cfg.paths.output_dir)
 
@@ -43,8 +49,16 @@ def _probe_cfg(tmp: Path, overrides: list[str]):
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose(config_name="probe_checkpoint", overrides=[f"paths.output_dir={tmp / 'probe_out'}", f"paths.cache_dir={tmp / 'cache'}",
-                                                       f"paths.data_dir={tmp / 'data'}", f"paths.root_dir={tmp}", *overrides])
+        return compose(
+            config_name="probe_checkpoint",
+            overrides=[
+                f"paths.output_dir={tmp / 'probe_out'}",
+                f"paths.cache_dir={tmp / 'cache'}",
+                f"paths.data_dir={tmp / 'data'}",
+                f"paths.root_dir={tmp}",
+                *overrides,
+            ],
+        )
 
 
 def test_metrics_of_a_checkpoint_equal_the_callbacks_and_probes_are_written(trained, tmp_path) -> None:
@@ -66,11 +80,15 @@ def test_out_dir_gets_the_callback_layout_and_hydra_config_is_used(trained, tmp_
     hydra_dir = trained / ".hydra"
     hydra_dir.mkdir(exist_ok=True)
     resolved = json.loads((trained / "config_resolved.json").read_text())
-    resolved["paths"]["root_dir"] = "${oc.env:GAN_INTERP_ROOT_UNSET_FOR_TEST,/nonexistent}"  # an interpolation: taken from the CLI
+    resolved["paths"]["root_dir"] = (
+        "${oc.env:GAN_INTERP_ROOT_UNSET_FOR_TEST,/nonexistent}"  # an interpolation: taken from the CLI
+    )
     OmegaConf.save(OmegaConf.create(resolved), hydra_dir / "config.yaml")
     try:
         out = tmp_path / "look"
-        cfg = _probe_cfg(tmp_path, [f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}", f"out_dir={out}", "probes=none", *METRICS])
+        cfg = _probe_cfg(
+            tmp_path, [f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}", f"out_dir={out}", "probes=none", *METRICS]
+        )
         result = probe_checkpoint(cfg, explicit_paths=set())
     finally:
         (hydra_dir / "config.yaml").unlink()
@@ -103,12 +121,21 @@ def test_checkpoint_loading_is_weights_only_and_errors_are_one_line(trained, tmp
     stray.parent.mkdir(parents=True)
     stray.write_bytes((trained / "checkpoints" / "epoch_000.ckpt").read_bytes())
     with pytest.raises(ConfigError, match="no training config next to it"):
-        probe_checkpoint(_probe_cfg(tmp_path, [f"ckpt_path={stray}", "probes=none", "metrics=none"]), explicit_paths=set())
+        probe_checkpoint(
+            _probe_cfg(tmp_path, [f"ckpt_path={stray}", "probes=none", "metrics=none"]), explicit_paths=set()
+        )
 
 
 def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, GAN_INTERP_ROOT=str(cwd), WANDB_MODE="offline", OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "gan_interp.probe_checkpoint", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "gan_interp.probe_checkpoint", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_cli_missing_checkpoint_is_a_one_line_error(tmp_path) -> None:
@@ -118,16 +145,22 @@ def test_cli_missing_checkpoint_is_a_one_line_error(tmp_path) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: ckpt_path=") and "does not exist" in lines[0]
     proc = _cli([], tmp_path)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
-        "error: ckpt_path is required: python -m gan_interp.probe_checkpoint ckpt_path=<run>/checkpoints/last.ckpt"]
+        "error: ckpt_path is required: python -m gan_interp.probe_checkpoint ckpt_path=<run>/checkpoints/last.ckpt"
+    ]
 
 
 @pytest.mark.slow  # a fresh interpreter + Hydra app: ~8 s; the in-process tests above cover the logic
 def test_cli_runs_on_a_checkpoint(trained, tmp_path) -> None:
     out = tmp_path / "cli_out"
-    proc = _cli([f"ckpt_path={trained / 'checkpoints' / 'epoch_001.ckpt'}", f"out_dir={out}", "probes=filters", *METRICS], tmp_path)
+    proc = _cli(
+        [f"ckpt_path={trained / 'checkpoints' / 'epoch_001.ckpt'}", f"out_dir={out}", "probes=filters", *METRICS],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    printed = json.loads(proc.stdout[proc.stdout.index("{"):])
+    printed = json.loads(proc.stdout[proc.stdout.index("{") :])
     assert printed["epoch"] == 1 and "mmd2" in printed["metrics"]
     assert (out / "metrics" / "epoch_001.json").is_file()
     assert (out / "probes" / "epoch_001" / "filters" / "summary.json").is_file()
-    assert list((tmp_path / "outputs" / "probe" / "runs").glob("*/.hydra/config.yaml"))  # Hydra's own record of the call
+    assert list(
+        (tmp_path / "outputs" / "probe" / "runs").glob("*/.hydra/config.yaml")
+    )  # Hydra's own record of the call

@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from gan_interp.models import DCGAN
-from gan_interp.probes.activations import activations_probe, cka_across_models, cka_matrix, layer_activations, linear_cka, pooled
+from gan_interp.probes.activations import (
+    activations_probe,
+    cka_across_models,
+    cka_matrix,
+    layer_activations,
+    linear_cka,
+    pooled,
+)
 from gan_interp.probes.context import ProbeContext
 
 
@@ -66,7 +73,9 @@ def test_activations_probe_layers_similar_inputs_and_epochs(tmp_path):
     ctx0 = ProbeContext.create("activations", model, None, tmp_path / "epoch_000")
     s0 = activations_probe(ctx0, n=6, max_channels=4, grid_layers=["block0"])
     out = tmp_path / "epoch_000" / "activations"
-    assert {"G_block0_channels.png", "G_cka_layers.png", "D_cka_layers.png", "G_mean_activation.png", "acts.pt"} <= {p.name for p in out.iterdir()}
+    assert {"G_block0_channels.png", "G_cka_layers.png", "D_cka_layers.png", "G_mean_activation.png", "acts.pt"} <= {
+        p.name for p in out.iterdir()
+    }
     assert set(s0["layers"]["G"]) == {"block0", "block1", "block2", "to_image"}
     for side in ("G", "D"):
         mat = torch.tensor(s0["cka_layers"][side]["matrix"])
@@ -79,4 +88,6 @@ def test_activations_probe_layers_similar_inputs_and_epochs(tmp_path):
     s1 = activations_probe(ctx3, n=6, max_channels=4, grid_layers=[])
     prev = s1["cka_vs_previous_epoch"]
     assert prev["epoch"] == 0 and all(v == pytest.approx(1.0, abs=1e-3) for k, v in prev.items() if k != "epoch")
-    assert json.loads((tmp_path / "epoch_003" / "activations" / "cka_vs_previous_epoch.json").read_text())["columns"] == ["layer", "cka"]
+    assert json.loads((tmp_path / "epoch_003" / "activations" / "cka_vs_previous_epoch.json").read_text())[
+        "columns"
+    ] == ["layer", "cka"]

@@ -6,7 +6,14 @@ import torch
 from torch import nn
 
 from gan_interp.models import DCGAN
-from gan_interp.probes.actmax import actmax_probe, layer_scale, pixel_actmax, prior_actmax, total_variation, unit_objective
+from gan_interp.probes.actmax import (
+    actmax_probe,
+    layer_scale,
+    pixel_actmax,
+    prior_actmax,
+    total_variation,
+    unit_objective,
+)
 from gan_interp.probes.context import ProbeContext
 from gan_interp.probes.gradients import frozen_parameters
 
@@ -24,7 +31,9 @@ def test_pixel_actmax_increases_the_target_activation():
     scale = layer_scale(model.critic, layer, x0)
     assert 0 < scale < 0.1  # an untrained discriminator: tiny activations
     with frozen_parameters(model):
-        x, start, end, hist = pixel_actmax(objective, x0, steps=15, lr=0.05, jitter=1, generator=torch.Generator().manual_seed(1), act_scale=scale)
+        x, start, end, hist = pixel_actmax(
+            objective, x0, steps=15, lr=0.05, jitter=1, generator=torch.Generator().manual_seed(1), act_scale=scale
+        )
     assert (end - start).min() > scale  # each unit rose by more than one std of the layer
     assert x.shape == x0.shape and x.abs().max() <= 1.0 and len(hist) == 15
     assert all(p.grad is None and p.requires_grad for p in model.parameters())

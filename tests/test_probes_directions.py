@@ -108,6 +108,14 @@ def test_directions_probe_writes_discovered_and_control_grids(tmp_path):
     with torch.no_grad():
         s = directions_probe(ProbeContext.create("directions", model, None, tmp_path), k=2, steps=3, n_samples=16)
     names = {p.name for p in (tmp_path / "directions").iterdir()}
-    assert {"sefa.png", "sefa_random_control.png", "ganspace.png", "ganspace_random_control.png", "summary.json"} <= names
-    assert s["sefa"]["space"] == "z" and len(s["sefa"]["eigenvalues"]) == 2 and s["ganspace"]["pca_space"] == "activations"
+    assert {
+        "sefa.png",
+        "sefa_random_control.png",
+        "ganspace.png",
+        "ganspace_random_control.png",
+        "summary.json",
+    } <= names
+    assert (
+        s["sefa"]["space"] == "z" and len(s["sefa"]["eigenvalues"]) == 2 and s["ganspace"]["pca_space"] == "activations"
+    )
     assert s["sefa"]["effect_ratio_vs_random"] > 0

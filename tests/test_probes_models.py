@@ -33,7 +33,9 @@ def test_stylegan_lite_w_space_probes(tmp_path):
     from gan_interp.models.stylegan_lite import StyleGANLite
 
     torch.manual_seed(0)
-    model = StyleGANLite(latent_dim=16, w_dim=16, n_mapping=2, channel_base=256, channel_max=16, resolution=32, channels=3)
+    model = StyleGANLite(
+        latent_dim=16, w_dim=16, n_mapping=2, channel_base=256, channel_max=16, resolution=32, channels=3
+    )
     assert has_style_space(model) and model.n_ws == 2 * 5 - 2  # 32 px: 2 log2(res) - 2 ws
     weight, space = model.sefa_weight()  # stacked style affines [sum C, w_dim]
     assert space == "w" and weight.shape[1] == 16
@@ -43,7 +45,9 @@ def test_stylegan_lite_w_space_probes(tmp_path):
 
     results = run_probes(model, None, SMALL, tmp_path, epoch=0, strict=True)
     assert {"w_dims.png", "w_per_layer.png", "z_dims.png"} <= {p.name for p in (tmp_path / "traversals").iterdir()}
-    assert results["traversals"]["num_ws"] == model.n_ws and len(results["traversals"]["w_per_layer_change"]) == model.n_ws
+    assert (
+        results["traversals"]["num_ws"] == model.n_ws and len(results["traversals"]["w_per_layer_change"]) == model.n_ws
+    )
     assert results["directions"]["sefa"]["space"] == "w" and results["directions"]["ganspace"]["space"] == "w"
     assert "weight_shape" in results["filters"] and "members" not in results  # members: not called, reason recorded
     skipped = json.loads((tmp_path / "probes.json").read_text())["skipped"]

@@ -34,7 +34,11 @@ def test_chunked_nearest_neighbours_match_brute_force(chunk):
 def test_k_larger_than_references_and_self_match():
     refs = torch.randn(2, 5)
     dist, idx = nearest_neighbours(refs, refs, k=4, chunk_size=1)
-    assert idx.shape == (2, 2) and torch.equal(idx[:, 0], torch.arange(2)) and torch.allclose(dist[:, 0], torch.zeros(2), atol=1e-3)
+    assert (
+        idx.shape == (2, 2)
+        and torch.equal(idx[:, 0], torch.arange(2))
+        and torch.allclose(dist[:, 0], torch.zeros(2), atol=1e-3)
+    )
 
 
 def test_medoid_matches_brute_force():

@@ -16,7 +16,6 @@ from gan_interp.models import DCGAN
 from gan_interp.probes.registry import PROBES, get_probe, register_probe
 from gan_interp.probes.runner import normalize_probes_cfg, run_probes
 
-
 SMALL = {
     "saliency": {"n": 3, "nt_samples": 2},
     "activations": {"n": 4, "max_channels": 4, "grid_layers": ["block0"]},
@@ -31,7 +30,14 @@ SMALL = {
 
 @pytest.fixture(scope="module")
 def dm(tmp_path_factory):
-    d = GANDataModule(FakeSource(n=32, seed=0, channels=3), resolution=32, batch_size=8, cache_dir=str(tmp_path_factory.mktemp("cache")), val_fraction=0.125, test_fraction=0.125)
+    d = GANDataModule(
+        FakeSource(n=32, seed=0, channels=3),
+        resolution=32,
+        batch_size=8,
+        cache_dir=str(tmp_path_factory.mktemp("cache")),
+        val_fraction=0.125,
+        test_fraction=0.125,
+    )
     d.setup()
     return d
 
@@ -60,14 +66,19 @@ def test_run_probes_runs_every_probe_and_restores_state(dm, tmp_path):
         assert json.loads((folder / "summary.json").read_text())["time_s"] == summary["time_s"]
         assert list(folder.glob("*.png")), f"{name} wrote no image"
     assert {p.name for p in (tmp_path / "epoch_002" / "saliency").glob("*.png")} == {"real.png", "fake.png"}
-    assert len(results["neighbours"]["pixel"]["train_rows"]) == 3 and len(results["neighbours"]["feature"]["train_rows"]) == 3
+    assert (
+        len(results["neighbours"]["pixel"]["train_rows"]) == 3
+        and len(results["neighbours"]["feature"]["train_rows"]) == 3
+    )
     assert json.loads((tmp_path / "epoch_002" / "probes.json").read_text())["epoch"] == 2
 
 
 def test_run_probes_is_deterministic_given_the_seed(dm, tmp_path):
     cfg = {"traversals": SMALL["traversals"], "saliency": SMALL["saliency"]}
     a = run_probes(_model(), dm, cfg, tmp_path / "a", 0, seed=5, strict=True)
-    b = run_probes(_model(), dm, {"saliency": SMALL["saliency"]}, tmp_path / "b", 0, seed=5, strict=True)  # other probes do not matter
+    b = run_probes(
+        _model(), dm, {"saliency": SMALL["saliency"]}, tmp_path / "b", 0, seed=5, strict=True
+    )  # other probes do not matter
     assert a["saliency"]["fake"] == b["saliency"]["fake"]
     c = run_probes(_model(), dm, {"saliency": SMALL["saliency"]}, tmp_path / "c", 0, seed=6, strict=True)
     assert c["saliency"]["fake"] != a["saliency"]["fake"]
@@ -83,11 +94,21 @@ def test_config_errors_are_one_line(tmp_path):
 
 
 def test_normalize_accepts_the_whole_probes_node():
-    node = {"_target_": "x.ProbeCallback", "epochs": [0], "probes": {"filters": None, "saliency": {"enabled": False}, "traversals": True, "actmax": False}}
+    node = {
+        "_target_": "x.ProbeCallback",
+        "epochs": [0],
+        "probes": {"filters": None, "saliency": {"enabled": False}, "traversals": True, "actmax": False},
+    }
     assert normalize_probes_cfg(node) == {"filters": {}, "traversals": {}}
     # schedule keys moved under their own (mapping) key, other node keys: only the probes map counts
-    node = {"_target_": "x", "schedule": {"every_n_epochs": 2}, "seed": 0, "cpu_threads": 1, "dirname": "p",
-            "probes": {"filters": {}}}
+    node = {
+        "_target_": "x",
+        "schedule": {"every_n_epochs": 2},
+        "seed": 0,
+        "cpu_threads": 1,
+        "dirname": "p",
+        "probes": {"filters": {}},
+    }
     assert normalize_probes_cfg(node) == {"filters": {}}
     assert normalize_probes_cfg({"_target_": "x", "schedule": {"epochs": [0]}, "probes": None}) == {}
     assert normalize_probes_cfg({"filters": {"max_filters": 4}, "seed": 0}) == {"filters": {"max_filters": 4}}
@@ -173,8 +194,15 @@ def test_requirement_checks_known_answers(dm, tmp_path):
 
     model = _model()
     checks = {name: req.check(model, dm) for name, req in REQUIREMENTS.items()}
-    assert checks == {"members": False, "style_space": False, "datamodule": True, "concept_masks": False,
-                      "generator_layers": True, "discriminator_layers": True, "input_conv": True}
+    assert checks == {
+        "members": False,
+        "style_space": False,
+        "datamodule": True,
+        "concept_masks": False,
+        "generator_layers": True,
+        "discriminator_layers": True,
+        "input_conv": True,
+    }
     assert not REQUIREMENTS["datamodule"].check(model, None) and not REQUIREMENTS["concept_masks"].check(model, None)
     posters = GANDataModule(SyntheticPosterSource(n=16, seed=0), resolution=32, batch_size=8, cache_dir=str(tmp_path))
     posters.setup()

@@ -10,7 +10,16 @@ import torch
 
 from gan_interp.models import DCGAN
 from gan_interp.probes.context import ProbeContext
-from gan_interp.probes.traversals import freeze_and_resample, lerp, per_layer_mix, slerp, step_changes, traversal_probe_dims, traversals_probe, traverse_dim
+from gan_interp.probes.traversals import (
+    freeze_and_resample,
+    lerp,
+    per_layer_mix,
+    slerp,
+    step_changes,
+    traversal_probe_dims,
+    traversals_probe,
+    traverse_dim,
+)
 
 
 @pytest.fixture
@@ -107,7 +116,9 @@ def test_traversals_probe_outputs(tmp_path):
         ctx = ProbeContext.create("traversals", model, None, tmp_path)
         s = traversals_probe(ctx, dims=[1, 3], steps=3, n_pairs=1, freeze_dims=1, n_resample=3)
     out = tmp_path / "traversals"
-    assert {"z_dims.png", "interpolations.png", "freeze_resample.png", "summary.json"} <= {p.name for p in out.iterdir()}
+    assert {"z_dims.png", "interpolations.png", "freeze_resample.png", "summary.json"} <= {
+        p.name for p in out.iterdir()
+    }
     assert s["dims"] == [1, 3] and set(s["freeze_diversity"]) == {"1", "none"}
     assert json.loads((out / "summary.json").read_text())["values"] == [-3.0, 0.0, 3.0]
     assert traversal_probe_dims(4, 8) == [0, 1, 2, 3] and traversal_probe_dims([2, 9, -1], 8) == [2]

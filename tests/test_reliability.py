@@ -60,8 +60,14 @@ def test_nearly_full_disk_fails_fast(tmp_path):
 
 def _cli(args, cwd, timeout=600):
     env = {**os.environ, "WANDB_MODE": "offline", "GAN_INTERP_CACHE": str(Path(cwd) / "cache")}
-    return subprocess.run([sys.executable, "-m", "gan_interp.train", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "gan_interp.train", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def test_cli_unwritable_run_dir_is_one_line(tmp_path):
@@ -75,8 +81,14 @@ def test_cli_unwritable_run_dir_is_one_line(tmp_path):
 def test_multirun_records_a_crashing_job_and_runs_the_rest(tmp_path):
     # job 1 asks for a resolution DCGAN can't make -> fails; jobs 0 and 2 train
     proc = _cli(
-        ["-m", *TINY, "trainer.max_epochs=1", "callbacks=none", "data.resolution=32,48,64",
-         f"hydra.sweep.dir={tmp_path}/sweep"],
+        [
+            "-m",
+            *TINY,
+            "trainer.max_epochs=1",
+            "callbacks=none",
+            "data.resolution=32,48,64",
+            f"hydra.sweep.dir={tmp_path}/sweep",
+        ],
         tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]

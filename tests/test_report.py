@@ -14,12 +14,10 @@ import pytest
 from conftest import compose_config
 from PIL import Image
 
-from gan_interp.report import run_data
-from gan_interp.report import build_report, main, write_report
+from gan_interp.report import build_report, main, run_data, write_report
 from gan_interp.report.run_data import collect_run, find_runs
 from gan_interp.train import train
 from gan_interp.wandb_offline import OfflineRun
-
 
 TINY = ["data=fake", "model.ngf=8", "model.ndf=8", "model.latent_dim=16"]
 IMG_RE = re.compile(r"<img [^>]*src=\"([^\"]*)\"")
@@ -29,9 +27,22 @@ IMG_RE = re.compile(r"<img [^>]*src=\"([^\"]*)\"")
 def run_dir(tmp_path_factory) -> Path:
     """A 2-epoch tiny run with CSV logs, metrics after each epoch, and one probe per epoch."""
     tmp = tmp_path_factory.mktemp("report")
-    cfg = compose_config(tmp, [*TINY, "trainer.max_epochs=2", "logger=csv", "metrics=default", "metrics.n=24",
-                               "schedule.metrics.every_n_epochs=1", "metrics.metrics.c2st.epochs=1", "+metrics.metrics.c2st.min_steps=5",
-                               "metrics.metrics.mmd.n_permutations=20", "probes=filters", "schedule.probes.every_n_epochs=1"])
+    cfg = compose_config(
+        tmp,
+        [
+            *TINY,
+            "trainer.max_epochs=2",
+            "logger=csv",
+            "metrics=default",
+            "metrics.n=24",
+            "schedule.metrics.every_n_epochs=1",
+            "metrics.metrics.c2st.epochs=1",
+            "+metrics.metrics.c2st.min_steps=5",
+            "metrics.metrics.mmd.n_permutations=20",
+            "probes=filters",
+            "schedule.probes.every_n_epochs=1",
+        ],
+    )
     train(cfg)
     return Path(cfg.paths.output_dir)
 
@@ -49,8 +60,18 @@ def test_single_run_report_is_self_contained_and_complete(run_dir, tmp_path) -> 
     n_probe_imgs = sum(len(e["images"]) for e in run.probes["filters"].values())
     # samples (2) + probe images + training curves + metric curves
     assert len(srcs) == 2 + n_probe_imgs + 2
-    for needle in ("dcgan", "mmd2", "c2st_accuracy", "Samples (fixed latents)", "Training curves", "Metric curves",
-                   "Probes (slider: epoch)", "filters", 'type="range"', "<summary>Config</summary>"):
+    for needle in (
+        "dcgan",
+        "mmd2",
+        "c2st_accuracy",
+        "Samples (fixed latents)",
+        "Training curves",
+        "Metric curves",
+        "Probes (slider: epoch)",
+        "filters",
+        'type="range"',
+        "<summary>Config</summary>",
+    ):
         assert needle in text, needle
 
 
@@ -69,7 +90,7 @@ def test_multirun_report_has_a_comparison_table(run_dir, tmp_path) -> None:
     assert [p.name for p in find_runs(sweep)] == ["0_dcgan_fake_s0", "1_stylegan_lite_fake_s1"]
     text = build_report(sweep)
     assert "Architecture comparison" in text and "2 runs" in text
-    table = text[text.index("<table class='cmp'>"): text.index("</table>")]
+    table = text[text.index("<table class='cmp'>") : text.index("</table>")]
     rows = table.split("<tr>")[1:]
     assert rows[1].count("<td") == 2 and "dcgan" in rows[1] and "stylegan_lite" in rows[1]  # runs side by side
     fid_row = next(r for r in rows if r.startswith("<th class='l'>fid</th>"))
@@ -81,8 +102,12 @@ def test_wandb_history_is_used_when_there_is_no_csv(tmp_path, monkeypatch) -> No
     run = tmp_path / "run"
     (run / "samples").mkdir(parents=True)
     (run / "wandb" / "offline-run-x").mkdir(parents=True)
-    fake = OfflineRun(history=[{"trainer/global_step": 2, "train/d_loss_step": 1.5, "_step": 0},
-                               {"trainer/global_step": 4, "train/d_loss_step": 1.2, "metrics/fid": 3.0, "_step": 1}])
+    fake = OfflineRun(
+        history=[
+            {"trainer/global_step": 2, "train/d_loss_step": 1.5, "_step": 0},
+            {"trainer/global_step": 4, "train/d_loss_step": 1.2, "metrics/fid": 3.0, "_step": 1},
+        ]
+    )
     monkeypatch.setattr("gan_interp.wandb_offline.read_offline_run", lambda p: fake)
     data = collect_run(run)
     assert data.curve_source == "wandb" and data.curves == {"train/d_loss_step": [(2.0, 1.5), (4.0, 1.2)]}
@@ -108,8 +133,13 @@ def _chromium() -> str:
         pytest.skip("chromium is not installed and cannot be installed here (no apt-get or not root)")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     try:
-        proc = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"], env=env,
-                              capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(
+            ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
     except subprocess.TimeoutExpired:
         pytest.skip("installing chromium with apt-get timed out (no network?)")
     found = shutil.which("chromium")
@@ -122,13 +152,45 @@ def _chromium() -> str:
 def test_report_renders_in_headless_chromium_with_all_images_loaded(run_dir, tmp_path) -> None:
     chromium = _chromium()
     page = write_report(run_dir, tmp_path / "page.html")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+    ]
     shot = tmp_path / "shot.png"
-    subprocess.run([chromium, *flags, f"--user-data-dir={tmp_path / 'ud1'}", f"--screenshot={shot}", "--window-size=1200,2000",
-                    page.as_uri()], capture_output=True, timeout=180, check=True)
-    dom = subprocess.run([chromium, *flags, f"--user-data-dir={tmp_path / 'ud2'}", "--virtual-time-budget=10000", "--dump-dom",
-                          page.as_uri()], capture_output=True, text=True, timeout=180, check=True).stdout
+    subprocess.run(
+        [
+            chromium,
+            *flags,
+            f"--user-data-dir={tmp_path / 'ud1'}",
+            f"--screenshot={shot}",
+            "--window-size=1200,2000",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=180,
+        check=True,
+    )
+    dom = subprocess.run(
+        [
+            chromium,
+            *flags,
+            f"--user-data-dir={tmp_path / 'ud2'}",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    ).stdout
     body = re.search(r'<body data-images-total="(\d+)" data-images-loaded="(\d+)"', dom)
     assert body, "the page's load script did not run"
     total, loaded = int(body.group(1)), int(body.group(2))

@@ -12,8 +12,16 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from gan_interp.train import build
 
-TINY = ["data=fake", "model.ngf=8", "model.ndf=8", "model.latent_dim=16", "logger=none", "trainer.max_epochs=2",
-        "~callbacks.sample_grid", "~callbacks.model_checkpoint"]
+TINY = [
+    "data=fake",
+    "model.ngf=8",
+    "model.ndf=8",
+    "model.latent_dim=16",
+    "logger=none",
+    "trainer.max_epochs=2",
+    "~callbacks.sample_grid",
+    "~callbacks.model_checkpoint",
+]
 
 
 class Kill(Exception):
@@ -38,8 +46,9 @@ def _state(model):
 def _fit(make_cfg, out: Path, extra_callbacks=(), ckpt_path=None, model="dcgan", steps_per_checkpoint=2):
     cfg = make_cfg([*TINY, f"model={model}", f"paths.output_dir={out}"])
     datamodule, model, trainer = build(cfg)
-    every_step = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, every_n_train_steps=steps_per_checkpoint,
-                                 save_top_k=0)
+    every_step = ModelCheckpoint(
+        dirpath=out / "checkpoints", save_last=True, every_n_train_steps=steps_per_checkpoint, save_top_k=0
+    )
     trainer.callbacks.extend([every_step, *extra_callbacks])
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     return model

@@ -15,11 +15,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from gan_interp.report import study
 from gan_interp.config import validate_config
 from gan_interp.errors import ConfigError
 from gan_interp.io import jsonable
 from gan_interp.paths import config_dir
+from gan_interp.report import study
 from gan_interp.train import build
 
 ROOT = config_dir().parent
@@ -36,7 +36,10 @@ def sweep_jobs(make_cfg, experiment: str) -> list[list[str]]:
         cfg = compose("train", overrides=[f"experiment={experiment}"], return_hydra_config=True)
     params = OmegaConf.to_container(cfg.hydra.sweeper.params)
     keys = list(params)
-    return [[f"{k}={v}" for k, v in zip(keys, combo)] for combo in itertools.product(*(str(params[k]).split(",") for k in keys))]
+    return [
+        [f"{k}={v}" for k, v in zip(keys, combo)]
+        for combo in itertools.product(*(str(params[k]).split(",") for k in keys))
+    ]
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -54,10 +57,15 @@ def test_every_job_of_every_experiment_composes_and_builds_its_model(make_cfg, e
 def test_experiment_sweeps_are_the_documented_ones(make_cfg):
     assert EXPERIMENTS == ["arch_compare", "kgan_baselines", "probes_over_epochs"]
     assert sweep_jobs(make_cfg, "arch_compare") == [
-        [f"model={m}", f"seed={s}"] for m in ("dcgan", "stylegan_lite", "kgan") for s in (0, 1)]
+        [f"model={m}", f"seed={s}"] for m in ("dcgan", "stylegan_lite", "kgan") for s in (0, 1)
+    ]
     assert sweep_jobs(make_cfg, "kgan_baselines") == [
-        [f"+kgan_variant={v}", f"seed={s}"] for v in ("partitioned", "independent", "single") for s in (0, 1)]
-    variants = {v: make_cfg(["experiment=kgan_baselines", f"+kgan_variant={v}"]).model for v in ("partitioned", "independent", "single")}
+        [f"+kgan_variant={v}", f"seed={s}"] for v in ("partitioned", "independent", "single") for s in (0, 1)
+    ]
+    variants = {
+        v: make_cfg(["experiment=kgan_baselines", f"+kgan_variant={v}"]).model
+        for v in ("partitioned", "independent", "single")
+    }
     assert [(m.k, m.independent) for m in variants.values()] == [(3, False), (3, True), (1, False)]
 
 
@@ -110,8 +118,10 @@ def test_job_dirs_sorts_by_job_number_and_names_an_empty_sweep(tmp_path):
 def test_probe_readings_known_answers():
     summaries = {
         "saliency": {"real": {"concept_ratio": {"figure": 2.0}, "center_mass_share": 0.3}},
-        "directions": {"sefa": {"effect_ratio_vs_random": 1.5, "eigenvalue_share": [0.1, 0.2]},
-                       "ganspace": {"effect_ratio_vs_random": 0.9, "explained_variance_ratio": [0.3]}},
+        "directions": {
+            "sefa": {"effect_ratio_vs_random": 1.5, "eigenvalue_share": [0.1, 0.2]},
+            "ganspace": {"effect_ratio_vs_random": 0.9, "explained_variance_ratio": [0.3]},
+        },
         "traversals": {"z_dim_change": {"0": 0.1, "1": 0.3}, "freeze_diversity": {"0": 0.1, "1": 0.3, "none": 0.4}},
         "actmax": {"pixel": {"start": [0.0, 1.0], "reached": [2.0, 2.0]}},
     }
@@ -124,16 +134,40 @@ def test_probe_readings_known_answers():
 
 
 # -- the study scripts, end to end on tiny settings ------------------------------------------------
-TINY = ["data.source.n=160", "data.val_fraction=0.2", "trainer.max_epochs=2", "hydra.launcher.n_jobs=1",
-        "metrics.n=48", "metrics.domain.steps=10", "metrics.metrics.kid.subset_size=16", "metrics.metrics.c2st.epochs=1",
-        "metrics.metrics.mmd.n_permutations=10", "probes.probes.directions.n_samples=16", "model.latent_dim=16"]
+TINY = [
+    "data.source.n=160",
+    "data.val_fraction=0.2",
+    "trainer.max_epochs=2",
+    "hydra.launcher.n_jobs=1",
+    "metrics.n=48",
+    "metrics.domain.steps=10",
+    "metrics.metrics.kid.subset_size=16",
+    "metrics.metrics.c2st.epochs=1",
+    "metrics.metrics.mmd.n_permutations=10",
+    "probes.probes.directions.n_samples=16",
+    "model.latent_dim=16",
+]
 
 
 def run_study(name: str, tmp_path: Path, extra: list[str]) -> dict:
     env = {**os.environ, "WANDB_MODE": "offline", "GAN_INTERP_CACHE": str(tmp_path / "cache")}
-    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / name / "run.py"), "--sweep-dir", str(tmp_path / "sweep"),
-                           "--results-dir", str(tmp_path / "results"), *TINY, *extra],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=900, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "experiments" / name / "run.py"),
+            "--sweep-dir",
+            str(tmp_path / "sweep"),
+            "--results-dir",
+            str(tmp_path / "results"),
+            *TINY,
+            *extra,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert (tmp_path / "sweep" / "report.html").is_file()
     assert (tmp_path / "results" / "results.md").is_file()

@@ -15,9 +15,16 @@ from gan_interp.models.layers import EqualLinear, MinibatchStdDev, ModulatedConv
 from gan_interp.models.stylegan_lite import StyleGANLite
 from gan_interp.train import build, train
 
-
-TINY = ["model=stylegan_lite", "data=fake", "model.latent_dim=16", "model.w_dim=16", "model.channel_base=256",
-        "model.channel_max=16", "logger=none", "callbacks=none"]
+TINY = [
+    "model=stylegan_lite",
+    "data=fake",
+    "model.latent_dim=16",
+    "model.w_dim=16",
+    "model.channel_base=256",
+    "model.channel_max=16",
+    "logger=none",
+    "callbacks=none",
+]
 
 
 def tiny(**kw) -> StyleGANLite:
@@ -87,9 +94,23 @@ def test_generator_contract_ws_styles_truncation_and_ema():
         assert w.shape == (5, 16) and ws.shape == (5, 8, 16)
         assert torch.equal(m.synthesize(ws), x1)
         styles = m.styles(ws)
-        assert list(styles) == ["b4_conv1", "b4_torgb", "b8_conv0", "b8_conv1", "b8_torgb", "b16_conv0", "b16_conv1",
-                                "b16_torgb", "b32_conv0", "b32_conv1", "b32_torgb"]
-        assert styles["b8_conv0"].shape == (5, 16) and m.style_affine_weights()["b32_torgb"].shape == (8, 16)  # min(16, 256 // 32) channels
+        assert list(styles) == [
+            "b4_conv1",
+            "b4_torgb",
+            "b8_conv0",
+            "b8_conv1",
+            "b8_torgb",
+            "b16_conv0",
+            "b16_conv1",
+            "b16_torgb",
+            "b32_conv0",
+            "b32_conv1",
+            "b32_torgb",
+        ]
+        assert styles["b8_conv0"].shape == (5, 16) and m.style_affine_weights()["b32_torgb"].shape == (
+            8,
+            16,
+        )  # min(16, 256 // 32) channels
         # per-layer control: changing only the last w leaves the styles of earlier layers alone
         ws2 = ws.clone()
         ws2[:, -1] += 1.0
@@ -143,7 +164,11 @@ def test_style_mixing_and_minibatch_stddev():
     out = mbstd(x)
     grp = x.reshape(3, 2, 3, 4, 4)
     expected = ((grp - grp.mean(0)).pow(2).mean(0) + 1e-8).sqrt().mean(dim=(1, 2, 3))
-    assert out.shape == (6, 4, 4, 4) and torch.allclose(out[0, 3, 0, 0], expected[0]) and torch.allclose(out[1, 3, 0, 0], expected[1])
+    assert (
+        out.shape == (6, 4, 4, 4)
+        and torch.allclose(out[0, 3, 0, 0], expected[0])
+        and torch.allclose(out[1, 3, 0, 0], expected[1])
+    )
     assert mbstd(torch.randn(1, 3, 4, 4)).shape == (1, 4, 4, 4)
 
 
@@ -169,8 +194,9 @@ def test_fp16_refused_and_bad_values(make_cfg):
 
 
 def test_interpretable_option_trains_stylegan_lite(make_cfg):
-    cfg = make_cfg([*TINY, "model.interpretable.enabled=true", "model.interpretable.n_concepts=2",
-                    "++trainer.fast_dev_run=true"])
+    cfg = make_cfg(
+        [*TINY, "model.interpretable.enabled=true", "model.interpretable.n_concepts=2", "++trainer.fast_dev_run=true"]
+    )
     datamodule, model, trainer = build(cfg)
     reg = model.interpretable
     assert reg is not None and reg.layer in model.generator_layers()

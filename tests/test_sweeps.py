@@ -11,20 +11,44 @@ import yaml
 
 from gan_interp.wandb_offline import find_offline_runs, read_offline_run
 
-TINY = ["data=fake", "model.ngf=8", "model.ndf=8", "model.latent_dim=16", "trainer.max_epochs=1",
-        "callbacks=none", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+TINY = [
+    "data=fake",
+    "model.ngf=8",
+    "model.ndf=8",
+    "model.latent_dim=16",
+    "trainer.max_epochs=1",
+    "callbacks=none",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
 
 
 def _cli(args, cwd, timeout=600):
     env = {**os.environ, "WANDB_MODE": "offline", "GAN_INTERP_CACHE": str(Path(cwd) / "cache")}
-    return subprocess.run([sys.executable, "-m", "gan_interp.train", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "gan_interp.train", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def test_joblib_multirun_gives_each_job_its_own_wandb_run_in_one_group(tmp_path):
     sweep = tmp_path / "sweep"
-    proc = _cli(["-m", *TINY, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1", "logger=wandb",
-                 f"hydra.sweep.dir={sweep}"], tmp_path)
+    proc = _cli(
+        [
+            "-m",
+            *TINY,
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "seed=0,1",
+            "logger=wandb",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = [read_offline_run(p) for p in find_offline_runs(sweep)]
     assert len(runs) == 2
@@ -35,9 +59,18 @@ def test_joblib_multirun_gives_each_job_its_own_wandb_run_in_one_group(tmp_path)
 
 def test_optuna_search_runs_trials_and_reports_the_best(tmp_path):
     sweep = tmp_path / "optuna"
-    proc = _cli(["hparams_search=dcgan_optuna", *TINY, "logger=none", "hydra.sweeper.n_trials=3",
-                 "hydra.sweeper.sampler.n_startup_trials=2", "optimized_metric=train/g_loss_epoch",
-                 f"hydra.sweep.dir={sweep}"], tmp_path)
+    proc = _cli(
+        [
+            "hparams_search=dcgan_optuna",
+            *TINY,
+            "logger=none",
+            "hydra.sweeper.n_trials=3",
+            "hydra.sweeper.sampler.n_startup_trials=2",
+            "optimized_metric=train/g_loss_epoch",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert result["name"] == "optuna" and "model.lr" in result["best_params"]
@@ -62,10 +95,22 @@ def test_ddp_config_trains_with_two_cpu_processes(tmp_path):
     import torch
 
     run = tmp_path / "run"
-    proc = _cli(["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true",
-                 "trainer.sync_batchnorm=false", *[a for a in TINY if a not in ("callbacks=none", "trainer.max_epochs=1")], "~callbacks.rich_progress_bar",
-                 "trainer.max_epochs=2", "logger=csv", "probes=activations",
-                 f"hydra.run.dir={run}"], tmp_path)
+    proc = _cli(
+        [
+            "trainer=ddp",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.precision=32-true",
+            "trainer.sync_batchnorm=false",
+            *[a for a in TINY if a not in ("callbacks=none", "trainer.max_epochs=1")],
+            "~callbacks.rich_progress_bar",
+            "trainer.max_epochs=2",
+            "logger=csv",
+            "probes=activations",
+            f"hydra.run.dir={run}",
+        ],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
     # fake data: 48 training images, batch 64 split over 2 ranks -> 1 batch per rank per epoch
@@ -80,4 +125,5 @@ def test_ddp_on_cpu_with_sync_batchnorm_is_a_one_line_error(tmp_path):
     proc = _cli(["trainer=ddp", "trainer.accelerator=cpu", *TINY, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
-        "error: trainer.sync_batchnorm=true needs GPUs; with trainer.accelerator=cpu set trainer.sync_batchnorm=false")
+        "error: trainer.sync_batchnorm=true needs GPUs; with trainer.accelerator=cpu set trainer.sync_batchnorm=false"
+    )

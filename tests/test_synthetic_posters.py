@@ -121,9 +121,7 @@ def test_frame_is_on_the_border(batch: PosterBatch) -> None:
 
 def test_genre_palettes_differ(batch: PosterBatch) -> None:
     g, bg = batch.factors["genre"], batch.masks[:, 0]
-    means = np.array(
-        [[batch.images[g == k][:, ch][bg[g == k]].mean() for ch in range(3)] for k in range(len(GENRES))]
-    )
+    means = np.array([[batch.images[g == k][:, ch][bg[g == k]].mean() for ch in range(3)] for k in range(len(GENRES))])
     dist = np.linalg.norm(means[:, None] - means[None], axis=-1)
     assert dist[~np.eye(len(GENRES), dtype=bool)].min() > 25
 

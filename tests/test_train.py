@@ -66,7 +66,9 @@ def test_resume_continues_the_generator_step_counter(make_cfg, tmp_path):
     cfg = make_cfg([*TINY, "trainer.max_epochs=1", "logger=none"])
     train(cfg)
     last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
-    cfg2 = make_cfg([*TINY, "trainer.max_epochs=2", "logger=none", f"ckpt_path={last}", f"paths.output_dir={tmp_path}/run2"])
+    cfg2 = make_cfg(
+        [*TINY, "trainer.max_epochs=2", "logger=none", f"ckpt_path={last}", f"paths.output_dir={tmp_path}/run2"]
+    )
     assert train(cfg2)["g_steps"] == 6.0
 
 

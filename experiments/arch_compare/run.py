@@ -4,8 +4,8 @@
     python experiments/arch_compare/run.py --collect-only   # tables from an existing sweep dir
     python experiments/arch_compare/run.py trainer.max_epochs=2   # extra overrides go to the sweep
 
-Writes ``results.md`` / ``results.json`` / ``figures/`` next to this file (or ``--results-dir``) and the HTML review page
-``outputs/sweep/report.html``; the sweep itself goes to ``outputs/sweep`` (git-ignored).
+Writes ``results.md`` / ``results.json`` / ``figures/`` next to this file (or ``--results-dir``) and the HTML
+review page ``outputs/sweep/report.html``; the sweep itself goes to ``outputs/sweep`` (git-ignored).
 """
 
 from __future__ import annotations
@@ -26,8 +26,13 @@ HERE = Path(__file__).resolve().parent
 MODELS = ("dcgan", "stylegan_lite", "kgan")
 
 METRIC_COLS = {  # results column -> metrics key
-    "FID (domain)": "fid", "KID (domain)": "kid_mean", "MMD²": "mmd2", "C2ST acc": "c2st_accuracy",
-    "NN ratio": "nn_ratio", "TV ratio": "quality_tv_ratio", "sharpness ratio": "quality_laplacian_var_ratio",
+    "FID (domain)": "fid",
+    "KID (domain)": "kid_mean",
+    "MMD²": "mmd2",
+    "C2ST acc": "c2st_accuracy",
+    "NN ratio": "nn_ratio",
+    "TV ratio": "quality_tv_ratio",
+    "sharpness ratio": "quality_laplacian_var_ratio",
 }
 
 
@@ -62,9 +67,14 @@ def curve_figure(per_model: dict[str, list[dict[int, dict[str, float]]]], out: P
         for model, runs in per_model.items():
             for i, hist in enumerate(runs):
                 epochs = sorted(hist)
-                ax.plot([e + 1 for e in epochs], [hist[e].get(key, math.nan) for e in epochs], "o-",
-                        color=f"C{MODELS.index(model) if model in MODELS else 3}", alpha=0.8,
-                        label=model if i == 0 else None)
+                ax.plot(
+                    [e + 1 for e in epochs],
+                    [hist[e].get(key, math.nan) for e in epochs],
+                    "o-",
+                    color=f"C{MODELS.index(model) if model in MODELS else 3}",
+                    alpha=0.8,
+                    label=model if i == 0 else None,
+                )
         ax.set_xlabel("epoch")
         ax.set_title(key)
     axes[0].legend()
@@ -90,9 +100,17 @@ def collect(sweep_dir: Path, out: Path) -> None:
             probes = study.probe_summaries(job)
             last = max(probes) if probes else None
             last_epoch = max(last_epoch, int(cfg.trainer.max_epochs) - 1)
-            runs.append({"job": d.name, "seed": int(cfg.seed), "fit_seconds": job.final.get("fit_seconds"),
-                         "g_steps": job.final.get("g_steps"), "metrics": job.metric_history, **parameter_counts(d),
-                         "probes": study.probe_readings(probes[last]) if last is not None else {}})
+            runs.append(
+                {
+                    "job": d.name,
+                    "seed": int(cfg.seed),
+                    "fit_seconds": job.final.get("fit_seconds"),
+                    "g_steps": job.final.get("g_steps"),
+                    "metrics": job.metric_history,
+                    **parameter_counts(d),
+                    "probes": study.probe_readings(probes[last]) if last is not None else {},
+                }
+            )
         histories[model] = [r["metrics"] for r in runs]
         data["models"][model] = runs
         row = {"model": model, "seeds": len(runs)}
@@ -122,15 +140,21 @@ def collect(sweep_dir: Path, out: Path) -> None:
     metric_cols = ["model", "seeds", "G params (M)", "D params (M)", "G steps", "train min", *METRIC_COLS]
     probe_keys = [k for k in probe_rows[0] if k != "model"] if probe_rows else []
     probe_t = [{"probe reading": k, **{r["model"]: r.get(k, "") for r in probe_rows}} for k in probe_keys]
-    half_cols = ["model"] + sorted({k for r in half_rows for k in r if k != "model"}, key=lambda k: (k.split(" @")[0], int(k.split("@ep")[1])))
+    half_cols = ["model"] + sorted(
+        {k for r in half_rows for k in r if k != "model"}, key=lambda k: (k.split(" @")[0], int(k.split("@ep")[1]))
+    )
     sections = [
-        (f"Final metrics (after epoch {last_epoch + 1}; mean ± sd over seeds; {n_eval} generated vs {n_eval} real "
-         "32-px posters; FID/KID in the domain-autoencoder feature space, not Inception):",
-         study.md_table(metric_rows, metric_cols)),
+        (
+            f"Final metrics (after epoch {last_epoch + 1}; mean ± sd over seeds; {n_eval} generated vs {n_eval} real "
+            "32-px posters; FID/KID in the domain-autoencoder feature space, not Inception):",
+            study.md_table(metric_rows, metric_cols),
+        ),
         ("Half-way vs end of training (mean ± sd over seeds):", study.md_table(half_rows, half_cols)),
-        ("Probe readings after the last epoch (mean ± sd over seeds; saliency/<concept> = share of the critic's "
-         "SmoothGrad mass on the concept's pixels / the concept's share of the area, on real posters):",
-         study.md_table(probe_t, ["probe reading", *per_model])),
+        (
+            "Probe readings after the last epoch (mean ± sd over seeds; saliency/<concept> = share of the critic's "
+            "SmoothGrad mass on the concept's pixels / the concept's share of the area, on real posters):",
+            study.md_table(probe_t, ["probe reading", *per_model]),
+        ),
     ]
     data["tables"] = {"final_metrics": metric_rows, "half_way": half_rows, "probes": probe_t}
     study.finish_study(out, sweep_dir, "Architecture comparison: DCGAN vs StyleGAN-lite vs k-GAN", sections, data)

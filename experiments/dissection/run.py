@@ -23,13 +23,13 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf, open_dict
 from torchvision.utils import save_image
 
+from gan_interp.capture import capture
 from gan_interp.dissect import figures
 from gan_interp.dissect.dissection import DissectionResult, dissect, get_layer, unit_examples
-from gan_interp.models.interpretable import InterpretableRegularizer
 from gan_interp.dissect.intervene import ablate_artifact_units, ace_curve, rank_artifact_units
 from gan_interp.dissect.segmenter import build_segmenter
+from gan_interp.models.interpretable import InterpretableRegularizer
 from gan_interp.paths import config_dir
-from gan_interp.capture import capture
 from gan_interp.train import build
 
 HERE = Path(__file__).resolve().parent
@@ -39,10 +39,16 @@ os.environ.setdefault("WANDB_MODE", "offline")
 def compose_train_cfg(overrides: list[str], out: Path, name: str):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=[
-            f"paths.output_dir={out / 'runs' / name}", f"paths.cache_dir={out / 'cache'}",
-            f"paths.data_dir={out / 'data'}", f"paths.root_dir={out}", *overrides,
-        ])
+        cfg = compose(
+            "train",
+            overrides=[
+                f"paths.output_dir={out / 'runs' / name}",
+                f"paths.cache_dir={out / 'cache'}",
+                f"paths.data_dir={out / 'data'}",
+                f"paths.root_dir={out}",
+                *overrides,
+            ],
+        )
     with open_dict(cfg):
         cfg.callbacks.pop("rich_progress_bar", None)
         cfg.trainer.enable_progress_bar = False
@@ -55,7 +61,10 @@ def train_variant(cfg):
     datamodule, model, trainer = build(cfg)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)  # build() seeds exactly like this
     initial = hydra.utils.instantiate(cfg.model)
-    assert all(torch.equal(a, b) for a, b in zip(initial.generator.state_dict().values(), model.generator.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(initial.generator.state_dict().values(), model.generator.state_dict().values())
+    )
     trainer.fit(model, datamodule=datamodule)
     return datamodule, model.cpu().eval(), initial.eval()
 
@@ -69,13 +78,20 @@ def unit_comparison(a: DissectionResult, b: DissectionResult, method: str = "qua
 
 def row(name: str, r: DissectionResult, thr: float, vs: DissectionResult | None) -> dict:
     s = r.summary(thr)
-    out = {"model": name, "layer": r.layer, "units": r.n_units,
-           "mean_best_iou": s["quantile"]["mean_best_iou"], "top10_iou": s["quantile"]["top10_mean_iou"],
-           "max_iou": s["quantile"]["max_iou"], "n_iou_gt_thr": s["quantile"]["n_interpretable"],
-           "iqr_mean_best_iou": s["iqr"]["mean_best_iou"], "iqr_top10_iou": s["iqr"]["top10_mean_iou"],
-           "iqr_mean_best_ratio": s["iqr"]["mean_best_ratio"],
-           "concepts_covered": sum(1 for v in s["quantile"]["units_per_concept"].values() if v > 0),
-           "units_per_concept": s["quantile"]["units_per_concept"]}
+    out = {
+        "model": name,
+        "layer": r.layer,
+        "units": r.n_units,
+        "mean_best_iou": s["quantile"]["mean_best_iou"],
+        "top10_iou": s["quantile"]["top10_mean_iou"],
+        "max_iou": s["quantile"]["max_iou"],
+        "n_iou_gt_thr": s["quantile"]["n_interpretable"],
+        "iqr_mean_best_iou": s["iqr"]["mean_best_iou"],
+        "iqr_top10_iou": s["iqr"]["top10_mean_iou"],
+        "iqr_mean_best_ratio": s["iqr"]["mean_best_ratio"],
+        "concepts_covered": sum(1 for v in s["quantile"]["units_per_concept"].values() if v > 0),
+        "units_per_concept": s["quantile"]["units_per_concept"],
+    }
     if vs is not None:
         cmp = unit_comparison(r, vs)
         out["units_beating_random"] = f"{cmp['units_beating']}/{cmp['n_units']}"
@@ -100,6 +116,7 @@ def group_separation(model, layer: str, n_concepts: int, n: int = 128, seed: int
 def md_table(rows: list[dict], cols: list[str]) -> str:
     def fmt(v):
         return f"{v:.3f}" if isinstance(v, float) else str(v)
+
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
@@ -127,19 +144,35 @@ def main(argv: list[str]) -> None:
             dm = datamodule
 
     t = time.perf_counter()
-    seg = build_segmenter("trained", dm, out / "cache", steps=cfg.segmenter.steps, width=cfg.segmenter.width, seed=cfg.seed)
+    seg = build_segmenter(
+        "trained", dm, out / "cache", steps=cfg.segmenter.steps, width=cfg.segmenter.width, seed=cfg.seed
+    )
     timings["segmenter_s"] = time.perf_counter() - t
 
     d = cfg.dissection
     results: dict[str, dict[str, DissectionResult]] = {}
     t = time.perf_counter()
     for name, model in models.items():
-        results[name] = {layer: dissect(model, seg, layer, n_samples=d.n_samples, batch_size=d.batch_size,
-                                        quantile=d.quantile, seed=cfg.seed) for layer in d.layers}
+        results[name] = {
+            layer: dissect(
+                model, seg, layer, n_samples=d.n_samples, batch_size=d.batch_size, quantile=d.quantile, seed=cfg.seed
+            )
+            for layer in d.layers
+        }
     # control: the trained model's units scored against the masks of *other* samples (chance level)
-    results["plain_shuffled_masks"] = {layer: dissect(models["plain"], seg, layer, n_samples=d.n_samples,
-                                                      batch_size=d.batch_size, quantile=d.quantile, seed=cfg.seed,
-                                                      mask_shift=1) for layer in d.layers}
+    results["plain_shuffled_masks"] = {
+        layer: dissect(
+            models["plain"],
+            seg,
+            layer,
+            n_samples=d.n_samples,
+            batch_size=d.batch_size,
+            quantile=d.quantile,
+            seed=cfg.seed,
+            mask_shift=1,
+        )
+        for layer in d.layers
+    }
     timings["dissection_s"] = time.perf_counter() - t
 
     rows = []
@@ -150,8 +183,10 @@ def main(argv: list[str]) -> None:
 
     n_concepts = int(next(o.split("=")[1] for o in cfg.interpretable_overrides if "n_concepts" in o))
     layer_i = next(o.split("=")[1] for o in cfg.interpretable_overrides if "interpretable.layer" in o)
-    groups = [{"model": name, "layer": layer_i, **group_separation(models[name], layer_i, n_concepts, seed=cfg.seed + 7)}
-              for name in ("random_init", "plain", "interpretable")]
+    groups = [
+        {"model": name, "layer": layer_i, **group_separation(models[name], layer_i, n_concepts, seed=cfg.seed + 7)}
+        for name in ("random_init", "plain", "interpretable")
+    ]
 
     # interventions on the plain trained model
     iv = cfg.interventions
@@ -161,16 +196,26 @@ def main(argv: list[str]) -> None:
     concepts = [c for i, c in enumerate(res.concept_names) if float(res.concept_fraction[i]) >= iv.min_fraction]
     for concept in concepts:
         for mode in ("ablate", "insert"):
-            ace_rows += ace_curve(plain, res, seg, concept, list(iv.n_units), mode, n_samples=iv.n_samples,
-                                  batch_size=d.batch_size, seed=cfg.seed + 1)
+            ace_rows += ace_curve(
+                plain,
+                res,
+                seg,
+                concept,
+                list(iv.n_units),
+                mode,
+                n_samples=iv.n_samples,
+                batch_size=d.batch_size,
+                seed=cfg.seed + 1,
+            )
     order, corr = rank_artifact_units(plain, iv.layer, iv.artifact_samples, d.batch_size, seed=cfg.seed + 2)
     real = dm.images("val", iv.artifact_samples)
     gen = torch.Generator().manual_seed(cfg.seed + 5)
     art_rows = []
     for n in iv.artifact_units:
         for kind, units in (("artifact", order[:n]), ("random", torch.randperm(res.n_units, generator=gen)[:n])):
-            r = ablate_artifact_units(plain, iv.layer, units, real, n_samples=iv.artifact_samples,
-                                      batch_size=d.batch_size, seed=cfg.seed + 3)
+            r = ablate_artifact_units(
+                plain, iv.layer, units, real, n_samples=iv.artifact_samples, batch_size=d.batch_size, seed=cfg.seed + 3
+            )
             art_rows.append({"units": kind, "n": n, **{k: v for k, v in r.items() if k != "n_units"}})
     timings["interventions_s"] = time.perf_counter() - t
 
@@ -191,13 +236,34 @@ def main(argv: list[str]) -> None:
         "ablate_top4_mean_ace": sum(a["ace"] for a in ablate4) / max(len(ablate4), 1),
         "ablate_top4_concepts_lowered": f"{sum(a['ace'] < 0 for a in ablate4)}/{len(ablate4)}",
     }
-    payload = {"config": OmegaConf.to_container(cfg, resolve=True), "segmenter": seg.metrics.get("val"),
-               "dissection": rows, "groups": groups, "ace": ace_rows, "artifacts": art_rows, "summary": summary, "timings": timings,
-               "torch_threads": torch.get_num_threads()}
+    payload = {
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "segmenter": seg.metrics.get("val"),
+        "dissection": rows,
+        "groups": groups,
+        "ace": ace_rows,
+        "artifacts": art_rows,
+        "summary": summary,
+        "timings": timings,
+        "torch_threads": torch.get_num_threads(),
+    }
     (HERE / "results.json").write_text(json.dumps(payload, indent=1, default=str))
 
-    cols = ["model", "layer", "units", "mean_best_iou", "top10_iou", "max_iou", "n_iou_gt_thr", "concepts_covered",
-            "units_beating_random", "mean_gain_vs_random", "iqr_mean_best_iou", "iqr_top10_iou", "iqr_mean_best_ratio"]
+    cols = [
+        "model",
+        "layer",
+        "units",
+        "mean_best_iou",
+        "top10_iou",
+        "max_iou",
+        "n_iou_gt_thr",
+        "concepts_covered",
+        "units_beating_random",
+        "mean_gain_vs_random",
+        "iqr_mean_best_iou",
+        "iqr_top10_iou",
+        "iqr_mean_best_ratio",
+    ]
     ace_cols = ["concept", "mode", "n_units", "fraction_before", "fraction_after", "ace", "ace_sem"]
     art_cols = ["units", "n", "critic_before", "critic_after", "swd_before", "swd_after"]
     md = [

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -59,11 +59,8 @@ def run_capturing(
     detach: bool = True,
 ) -> dict[str, Tensor]:
     """Run ``fn()`` and return the outputs of ``layers`` (by default the forward stops after the last one)."""
-    with capture(layers, stop_early=stop_early, detach=detach) as store:
-        try:
-            fn()
-        except StopForward:
-            pass
+    with capture(layers, stop_early=stop_early, detach=detach) as store, contextlib.suppress(StopForward):
+        fn()
     return dict(store)
 
 

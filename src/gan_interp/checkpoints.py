@@ -26,11 +26,27 @@ from gan_interp.errors import ConfigError
 PATH_KEYS = ("root_dir", "data_dir", "cache_dir")
 # data-only classes old Lightning checkpoints carry in their hyperparameters (OmegaConf containers)
 SAFE_DATA_GLOBALS = (
-    "omegaconf.listconfig.ListConfig", "omegaconf.dictconfig.DictConfig", "omegaconf.base.ContainerMetadata",
-    "omegaconf.base.Metadata", "omegaconf.nodes.AnyNode", "omegaconf.nodes.IntegerNode", "omegaconf.nodes.FloatNode",
-    "omegaconf.nodes.StringNode", "omegaconf.nodes.BooleanNode", "omegaconf.nodes.ValueNode", "typing.Any",
-    "collections.defaultdict", "builtins.dict", "builtins.list", "builtins.int", "builtins.float", "builtins.str",
-    "builtins.bool", "builtins.tuple", "builtins.set", "collections.OrderedDict",
+    "omegaconf.listconfig.ListConfig",
+    "omegaconf.dictconfig.DictConfig",
+    "omegaconf.base.ContainerMetadata",
+    "omegaconf.base.Metadata",
+    "omegaconf.nodes.AnyNode",
+    "omegaconf.nodes.IntegerNode",
+    "omegaconf.nodes.FloatNode",
+    "omegaconf.nodes.StringNode",
+    "omegaconf.nodes.BooleanNode",
+    "omegaconf.nodes.ValueNode",
+    "typing.Any",
+    "collections.defaultdict",
+    "builtins.dict",
+    "builtins.list",
+    "builtins.int",
+    "builtins.float",
+    "builtins.str",
+    "builtins.bool",
+    "builtins.tuple",
+    "builtins.set",
+    "collections.OrderedDict",
 )
 
 
@@ -43,7 +59,9 @@ def checkpoint_file(path: str | Path) -> Path:
     """``path`` as an existing file, or a one-line :class:`ConfigError` naming it."""
     p = Path(str(path)).expanduser()
     if not p.is_file():
-        raise ConfigError(f"ckpt_path={path} does not exist; pass a checkpoint file such as <run>/checkpoints/last.ckpt")
+        raise ConfigError(
+            f"ckpt_path={path} does not exist; pass a checkpoint file such as <run>/checkpoints/last.ckpt"
+        )
     return p
 
 
@@ -60,9 +78,14 @@ def load_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
         try:
             unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(p)
         except Exception:
-            raise ConfigError(f"ckpt_path={path} is not a readable PyTorch checkpoint ({type(first).__name__})") from None
+            raise ConfigError(
+                f"ckpt_path={path} is not a readable PyTorch checkpoint ({type(first).__name__})"
+            ) from None
         if not unsafe:
-            raise ConfigError(f"ckpt_path={path} is not a readable PyTorch checkpoint ({type(first).__name__}: {str(first).splitlines()[0]})") from None
+            raise ConfigError(
+                f"ckpt_path={path} is not a readable PyTorch checkpoint ({type(first).__name__}: "
+                f"{str(first).splitlines()[0]})"
+            ) from None
         blocked = [g for g in unsafe if g not in SAFE_DATA_GLOBALS]
         if blocked:
             raise ConfigError(
@@ -91,7 +114,9 @@ def load_run_config(run_dir: Path, ckpt_path: str | Path) -> DictConfig:
     )
 
 
-def merged_paths(run_paths: DictConfig | None, probe_paths: DictConfig, explicit: set[str], output_dir: Path) -> DictConfig:
+def merged_paths(
+    run_paths: DictConfig | None, probe_paths: DictConfig, explicit: set[str], output_dir: Path
+) -> DictConfig:
     """The probe's ``paths`` node, except literal values the training run used (unless overridden now)."""
     merged = OmegaConf.create(OmegaConf.to_container(probe_paths, resolve=False))
     raw = OmegaConf.to_container(run_paths, resolve=False) if run_paths is not None else {}
@@ -119,5 +144,7 @@ def build_model_and_data(run_cfg: DictConfig, paths: DictConfig, ckpt: dict[str,
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
-        raise ConfigError(f"ckpt_path: weights do not fit model {cfg.model.get('name')} of the run config ({first})") from None
+        raise ConfigError(
+            f"ckpt_path: weights do not fit model {cfg.model.get('name')} of the run config ({first})"
+        ) from None
     return model, datamodule

@@ -19,7 +19,18 @@ from omegaconf import DictConfig
 from gan_interp.errors import ConfigError, GanInterpError
 
 DOUBLE_BACKWARD_BAD_PRECISIONS = ("16", "16-mixed", "16-true", "fp16")
-KNOWN_PRECISIONS = ("32", "32-true", "bf16-mixed", "bf16-true", "64", "64-true", "16", "16-mixed", "16-true", "transformer-engine")
+KNOWN_PRECISIONS = (
+    "32",
+    "32-true",
+    "bf16-mixed",
+    "bf16-true",
+    "64",
+    "64-true",
+    "16",
+    "16-mixed",
+    "16-true",
+    "transformer-engine",
+)
 
 
 def group_options(conf_dir: Path, group: str) -> list[str]:
@@ -54,9 +65,9 @@ def _number(cfg: DictConfig, dotted: str, value: Any, kind: type) -> float:
 def _check_learning_rates(model_cfg: DictConfig) -> None:
     for key, value in model_cfg.items():
         key = str(key)
-        if key == "lr" or key.startswith("lr_") or key.endswith("_lr"):
-            if _number(model_cfg, f"model.{key}", value, float) <= 0:
-                raise ConfigError(f"model.{key}={value} must be > 0 (e.g. model.{key}=2e-4)")
+        is_lr = key == "lr" or key.startswith("lr_") or key.endswith("_lr")
+        if is_lr and _number(model_cfg, f"model.{key}", value, float) <= 0:
+            raise ConfigError(f"model.{key}={value} must be > 0 (e.g. model.{key}=2e-4)")
     betas = model_cfg.get("betas")
     if betas is not None:
         for i, b in enumerate(betas):
@@ -95,9 +106,15 @@ def validate_config(cfg: DictConfig) -> None:
             "use trainer.precision=32-true or bf16-mixed"
         )
     if trainer.get("sync_batchnorm") and str(trainer.get("accelerator", "auto")) == "cpu":
-        raise ConfigError("trainer.sync_batchnorm=true needs GPUs; with trainer.accelerator=cpu set trainer.sync_batchnorm=false")
+        raise ConfigError(
+            "trainer.sync_batchnorm=true needs GPUs; with trainer.accelerator=cpu set trainer.sync_batchnorm=false"
+        )
     max_epochs = trainer.get("max_epochs")
-    if max_epochs is not None and int(_number(cfg, "trainer.max_epochs", max_epochs, int)) not in (-1,) and int(max_epochs) < 1:
+    if (
+        max_epochs is not None
+        and int(_number(cfg, "trainer.max_epochs", max_epochs, int)) not in (-1,)
+        and int(max_epochs) < 1
+    ):
         raise ConfigError(f"trainer.max_epochs={max_epochs} must be >= 1 (or -1 for no limit)")
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -81,7 +82,9 @@ def _hwc_uint8(image: torch.Tensor | np.ndarray) -> np.ndarray:
     return arr
 
 
-def log_image(loggers: Iterable[Logger], key: str, image: torch.Tensor | np.ndarray, step: int, caption: str | None = None) -> None:
+def log_image(
+    loggers: Iterable[Logger], key: str, image: torch.Tensor | np.ndarray, step: int, caption: str | None = None
+) -> None:
     """Log one image (CHW/HWC, float [0,1] or uint8) to every attached logger that can show images."""
     hwc = _hwc_uint8(image)
     for lg in loggers:

@@ -19,6 +19,4 @@ def config_dir() -> Path:
         candidate = parent / "conf"
         if (candidate / "train.yaml").is_file():
             return candidate
-    raise FileNotFoundError(
-        "cannot find the gan-interp config directory 'conf/'; set GAN_INTERP_CONF=/path/to/conf"
-    )
+    raise FileNotFoundError("cannot find the gan-interp config directory 'conf/'; set GAN_INTERP_CONF=/path/to/conf")

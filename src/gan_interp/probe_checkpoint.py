@@ -43,6 +43,7 @@ from gan_interp.paths import config_dir
 
 log = logging.getLogger(__name__)
 
+
 def _explicit_path_overrides() -> set[str]:
     try:
         from hydra.core.hydra_config import HydraConfig
@@ -53,8 +54,16 @@ def _explicit_path_overrides() -> set[str]:
     return {o.split("=", 1)[0].removeprefix("paths.") for o in task if o.startswith("paths.")}
 
 
-def checkpoint_metrics(metrics_node: DictConfig | None, model: Any, datamodule: Any, out: Path, name: str, epoch: int,
-                       step: int, ckpt_name: str) -> dict[str, Any]:
+def checkpoint_metrics(
+    metrics_node: DictConfig | None,
+    model: Any,
+    datamodule: Any,
+    out: Path,
+    name: str,
+    epoch: int,
+    step: int,
+    ckpt_name: str,
+) -> dict[str, Any]:
     """Evaluate the ``metrics`` group's :class:`MetricsSettings` (the ones training uses) into ``<out>/metrics/``."""
     if not (metrics_node and "_target_" in metrics_node):
         return {}
@@ -71,7 +80,9 @@ def checkpoint_metrics(metrics_node: DictConfig | None, model: Any, datamodule: 
 def probe_checkpoint(cfg: DictConfig, explicit_paths: set[str] | None = None) -> dict[str, Any]:
     """Run ``cfg.probes`` and ``cfg.metrics`` on ``cfg.ckpt_path``; returns what was written."""
     if not cfg.get("ckpt_path"):
-        raise ConfigError("ckpt_path is required: python -m gan_interp.probe_checkpoint ckpt_path=<run>/checkpoints/last.ckpt")
+        raise ConfigError(
+            "ckpt_path is required: python -m gan_interp.probe_checkpoint ckpt_path=<run>/checkpoints/last.ckpt"
+        )
     ckpt_path = Path(str(cfg.ckpt_path)).expanduser().absolute()
     ckpt = load_checkpoint(ckpt_path, bool(cfg.get("trust_checkpoint", False)))
     run_dir = run_dir_of_checkpoint(ckpt_path)
@@ -95,14 +106,28 @@ def probe_checkpoint(cfg: DictConfig, explicit_paths: set[str] | None = None) ->
     model.to(device)
     log.info("probing %s (epoch %d, %d generator steps) -> %s", ckpt_path, epoch, getattr(model, "g_steps", 0), out)
 
-    result: dict[str, Any] = {"ckpt_path": str(ckpt_path), "run_dir": str(run_dir), "out_dir": str(out), "epoch": epoch, "name": name}
+    result: dict[str, Any] = {
+        "ckpt_path": str(ckpt_path),
+        "run_dir": str(run_dir),
+        "out_dir": str(out),
+        "epoch": epoch,
+        "name": name,
+    }
     probes_node = cfg.get("probes")
     if probes_node and probes_node.get("probes"):
         from gan_interp.probes.runner import run_probes
 
         probes_dir = out / "probes" / name
-        result["probes"] = run_probes(model, datamodule, probes_node.probes, probes_dir, epoch, loggers=(), step=step,
-                                      seed=int(probes_node.get("seed", 0)))
+        result["probes"] = run_probes(
+            model,
+            datamodule,
+            probes_node.probes,
+            probes_dir,
+            epoch,
+            loggers=(),
+            step=step,
+            seed=int(probes_node.get("seed", 0)),
+        )
         result["probes_dir"] = str(probes_dir)
     with open_dict(cfg):
         cfg.paths = paths  # ${paths.cache_dir} in the metrics node -> the run's cache
@@ -115,9 +140,15 @@ def probe_checkpoint(cfg: DictConfig, explicit_paths: set[str] | None = None) ->
         try:
             plain = OmegaConf.to_container(resolved, resolve=True)
         except Exception:  # noqa: BLE001 - hydra-only interpolations outside the model/data nodes
-            plain = {k: OmegaConf.to_container(resolved[k], resolve=True) for k in ("data", "model", "paths") if k in resolved}
+            plain = {
+                k: OmegaConf.to_container(resolved[k], resolve=True)
+                for k in ("data", "model", "paths")
+                if k in resolved
+            }
         (out / "config_resolved.json").write_text(json.dumps(plain, indent=1, default=str))
-        (out / "checkpoint.json").write_text(json.dumps({k: v for k, v in result.items() if k in ("ckpt_path", "run_dir", "epoch", "name")}, indent=1))
+        (out / "checkpoint.json").write_text(
+            json.dumps({k: v for k, v in result.items() if k in ("ckpt_path", "run_dir", "epoch", "name")}, indent=1)
+        )
     return result
 
 
@@ -137,7 +168,9 @@ def main() -> None:
             if arg.startswith("ckpt_path="):
                 checkpoint_file(arg.split("=", 1)[1])
         if not any(a.startswith("ckpt_path=") for a in argv) and not any(a.startswith("-") for a in argv):
-            raise ConfigError("ckpt_path is required: python -m gan_interp.probe_checkpoint ckpt_path=<run>/checkpoints/last.ckpt")
+            raise ConfigError(
+                "ckpt_path is required: python -m gan_interp.probe_checkpoint ckpt_path=<run>/checkpoints/last.ckpt"
+            )
     hydra_main()
 
 

@@ -136,11 +136,16 @@ def record_failure(cfg: DictConfig, exc: BaseException) -> Path | None:
         run_dir = Path(cfg.paths.output_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         out = run_dir / "failure.json"
-        out.write_text(json.dumps({
-            "error": f"{type(exc).__name__}: {exc}",
-            "traceback": traceback.format_exception(type(exc), exc, exc.__traceback__),
-            "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
-        }, indent=1))
+        out.write_text(
+            json.dumps(
+                {
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "traceback": traceback.format_exception(type(exc), exc, exc.__traceback__),
+                    "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
+                },
+                indent=1,
+            )
+        )
         return out
     except Exception:  # recording must never hide the original error
         return None

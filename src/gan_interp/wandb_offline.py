@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 FILE_HEADER = struct.Struct("<4sHB")
 CHUNK_HEADER = struct.Struct("<IHB")

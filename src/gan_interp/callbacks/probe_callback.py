@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from gan_interp.callbacks.sample_grid import run_dir_of
 from gan_interp.callbacks.schedule import EpochSchedule, ScheduledCallback
-from gan_interp.logging_utils import log_metrics
 from gan_interp.io import write_json
+from gan_interp.logging_utils import log_metrics
 from gan_interp.probes.runner import run_probes, validate_probes_cfg
 
 log = logging.getLogger(__name__)

@@ -110,7 +110,9 @@ def _store_arrays(source: ArraySource, out_dir: Path, resolution: int, channels:
     }
 
 
-def build_cache(source: ImageSource, cache_dir: Path, resolution: int, channels: int, aspect: str, workers: int = 4) -> Path:
+def build_cache(
+    source: ImageSource, cache_dir: Path, resolution: int, channels: int, aspect: str, workers: int = 4
+) -> Path:
     """Decode ``source`` into the cache (no-op if the entry exists). Returns the entry folder."""
     cache_dir = Path(cache_dir).expanduser()
     entry = cache_dir / cache_key(source, resolution, channels, aspect)

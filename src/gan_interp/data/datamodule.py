@@ -157,7 +157,9 @@ class GANDataModule(L.LightningDataModule):
         if self.data is not None:
             return
         self.source.check()
-        entry = build_cache(self.source, self.cache_dir, self.resolution, self.channels, self.aspect, self.decode_workers)
+        entry = build_cache(
+            self.source, self.cache_dir, self.resolution, self.channels, self.aspect, self.decode_workers
+        )
         self.data = load_cache(entry)
         if len(self.data) == 0:
             raise ConfigError(f"data source {self.source.name!r} produced no readable images (see warnings above)")
@@ -167,8 +169,15 @@ class GANDataModule(L.LightningDataModule):
         else:
             self.split = make_split(len(self.data), self.val_fraction, self.test_fraction, self.split_seed)
             write_json(self.split, split_file, indent=None)
-        log.info("data %s: %s images (train %d / val %d / test %d), cache %s", self.name, len(self.data),
-                 len(self.split["train"]), len(self.split["val"]), len(self.split["test"]), entry)
+        log.info(
+            "data %s: %s images (train %d / val %d / test %d), cache %s",
+            self.name,
+            len(self.data),
+            len(self.split["train"]),
+            len(self.split["val"]),
+            len(self.split["test"]),
+            entry,
+        )
 
     def save_split(self, run_dir: str | Path) -> Path:
         """Copy the split (with the cache entry it indexes) into a run directory."""

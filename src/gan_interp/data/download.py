@@ -8,6 +8,7 @@ Posters are saved as ``<out>/<imdbId>.jpg`` (original bytes, not re-encoded; som
 grayscale or CMYK, so convert to RGB when loading). Re-running resumes: existing
 non-empty files are skipped and ``<out>/failures.csv`` is rewritten. Stdlib + Pillow only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,10 +21,10 @@ import re
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from PIL import Image
 
@@ -61,8 +62,10 @@ class DownloadReport:
 
     def summary(self) -> str:
         """One-line human-readable summary."""
-        return (f"downloaded={self.downloaded} skipped(existing)={self.skipped} "
-                f"failed={self.failed} no-url={self.no_url} duplicates={self.duplicates}")
+        return (
+            f"downloaded={self.downloaded} skipped(existing)={self.skipped} "
+            f"failed={self.failed} no-url={self.no_url} duplicates={self.duplicates}"
+        )
 
 
 class FetchError(Exception):
@@ -80,8 +83,10 @@ def read_poster_rows(csv_path: Path, limit: int | None = None) -> tuple[list[tup
     Raises ``DataError`` (one line, user-facing) for a missing or malformed CSV.
     """
     if not csv_path.is_file():
-        raise DataError(f"CSV file not found: '{csv_path}'. Download MovieGenre.csv from Kaggle "
-                        "('Movie Genre from its Poster') and pass its path with --csv.")
+        raise DataError(
+            f"CSV file not found: '{csv_path}'. Download MovieGenre.csv from Kaggle "
+            "('Movie Genre from its Poster') and pass its path with --csv."
+        )
     rows: list[tuple[str, str]] = []
     seen: set[str] = set()
     no_url = duplicates = 0
@@ -90,8 +95,10 @@ def read_poster_rows(csv_path: Path, limit: int | None = None) -> tuple[list[tup
         try:
             header = [(h or "").replace("ï»¿", "").strip() for h in (reader.fieldnames or [])]  # drop a BOM
             if missing := [c for c in REQUIRED_COLUMNS if c not in header]:
-                raise DataError(f"CSV '{csv_path}' lacks column(s) {missing}; found {header}. "
-                                "Pass the original MovieGenre.csv (it needs 'imdbId' and 'Poster').")
+                raise DataError(
+                    f"CSV '{csv_path}' lacks column(s) {missing}; found {header}. "
+                    "Pass the original MovieGenre.csv (it needs 'imdbId' and 'Poster')."
+                )
             reader.fieldnames = header
             for rec in reader:
                 imdb_id, url = (rec.get("imdbId") or "").strip(), (rec.get("Poster") or "").strip()
@@ -142,8 +149,15 @@ def fetch(opener: urllib.request.OpenerDirector, url: str, timeout: float) -> by
         raise FetchError(f"network: {type(exc).__name__}: {exc}", retry=True) from exc
 
 
-def download_one(opener: urllib.request.OpenerDirector, imdb_id: str, url: str, dest: Path,
-                 retries: int, timeout: float, backoff: float) -> Failure | None:
+def download_one(
+    opener: urllib.request.OpenerDirector,
+    imdb_id: str,
+    url: str,
+    dest: Path,
+    retries: int,
+    timeout: float,
+    backoff: float,
+) -> Failure | None:
     """Fetch, validate and save one poster, retrying transient errors; ``None`` on success."""
     for attempt in range(1, retries + 2):
         try:
@@ -173,16 +187,19 @@ def write_failures(out_dir: Path, failures: Sequence[Failure]) -> Path:
 
 def _check_options(workers: int, retries: int, timeout: float, backoff: float, limit: int | None) -> None:
     """Raise ``ConfigError`` naming the first out-of-range option."""
-    checks = [("workers", workers, workers >= 1, ">= 1"), ("retries", retries, retries >= 0, ">= 0"),
-              ("timeout", timeout, timeout > 0, "> 0"), ("backoff", backoff, backoff >= 0, ">= 0"),
-              ("limit", limit, limit is None or limit >= 0, ">= 0")]
+    checks = [
+        ("workers", workers, workers >= 1, ">= 1"),
+        ("retries", retries, retries >= 0, ">= 0"),
+        ("timeout", timeout, timeout > 0, "> 0"),
+        ("backoff", backoff, backoff >= 0, ">= 0"),
+        ("limit", limit, limit is None or limit >= 0, ">= 0"),
+    ]
     for name, value, ok, rule in checks:
         if not ok:
             raise ConfigError(f"invalid --{name} {value}: it must be {rule}")
 
 
-def _run_pool(jobs: list[tuple[int, str, str]], out: Path, workers: int,
-              **kw: float) -> dict[int, Failure | None]:
+def _run_pool(jobs: list[tuple[int, str, str]], out: Path, workers: int, **kw: float) -> dict[int, Failure | None]:
     """Run ``download_one`` for each ``(index, imdbId, url)`` job; map index -> result."""
     opener = urllib.request.build_opener()  # reads the *_proxy env vars now
     results: dict[int, Failure | None] = {}
@@ -199,9 +216,15 @@ def _run_pool(jobs: list[tuple[int, str, str]], out: Path, workers: int,
     return results
 
 
-def download_posters(csv_path: str | os.PathLike, out_dir: str | os.PathLike, workers: int = 16,
-                     retries: int = 3, timeout: float = 20.0, backoff: float = 0.5,
-                     limit: int | None = None) -> DownloadReport:
+def download_posters(
+    csv_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    workers: int = 16,
+    retries: int = 3,
+    timeout: float = 20.0,
+    backoff: float = 0.5,
+    limit: int | None = None,
+) -> DownloadReport:
     """Download every poster listed in ``csv_path`` into ``out_dir``.
 
     Resumable: existing non-empty ``<imdbId>.jpg`` files are skipped and stale temp
@@ -253,8 +276,15 @@ def main(argv: Sequence[str] | None = None) -> DownloadReport:
     args = _build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
-        report = download_posters(args.csv, args.out, workers=args.workers, retries=args.retries,
-                                  timeout=args.timeout, backoff=args.backoff, limit=args.limit)
+        report = download_posters(
+            args.csv,
+            args.out,
+            workers=args.workers,
+            retries=args.retries,
+            timeout=args.timeout,
+            backoff=args.backoff,
+            limit=args.limit,
+        )
     except (GanInterpError, OSError) as exc:  # OSError: e.g. --out is an existing file
         raise SystemExit(f"error: {exc}") from None
     except KeyboardInterrupt:

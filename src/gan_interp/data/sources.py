@@ -218,7 +218,9 @@ class LFWSource(FileSource):
 
     def check(self) -> None:
         if not self.files():
-            raise _missing(self.name, [self.root / s for s in self.SUBDIRS], " (containing lfw-deepfunneled/<Name>/*.jpg)")
+            raise _missing(
+                self.name, [self.root / s for s in self.SUBDIRS], " (containing lfw-deepfunneled/<Name>/*.jpg)"
+            )
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -239,7 +241,9 @@ def resize_uint8(images: np.ndarray, resolution: int, channels: int) -> np.ndarr
     if x.shape[1] != channels:
         x = x.repeat(1, channels, 1, 1) if x.shape[1] == 1 else x.float().mean(1, keepdim=True).round().to(torch.uint8)
     if x.shape[-1] != resolution:
-        x = F.interpolate(x.float(), size=(resolution, resolution), mode="bilinear", align_corners=False, antialias=True)
+        x = F.interpolate(
+            x.float(), size=(resolution, resolution), mode="bilinear", align_corners=False, antialias=True
+        )
         x = x.round().clamp(0, 255).to(torch.uint8)
     return x.numpy()
 

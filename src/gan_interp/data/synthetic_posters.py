@@ -94,9 +94,13 @@ def _sample(u: np.ndarray) -> dict[str, np.ndarray]:
     orb_x = np.where(fig_x < 0.5, 0.60 + 0.22 * u[:, 7], 0.18 + 0.22 * u[:, 7])
     orb_y, orb_r = 0.32 + 0.18 * u[:, 8], 0.07 + 0.07 * u[:, 9]
     f = {
-        "genre": g, "hue": hue.astype(np.float32), "saturation": sat.astype(np.float32),
-        "figure_x": fig_x.astype(np.float32), "figure_scale": scale.astype(np.float32),
-        "title_top": (u[:, 10] < 0.5).astype(np.int64), "title_light": (u[:, 11] < 0.5).astype(np.int64),
+        "genre": g,
+        "hue": hue.astype(np.float32),
+        "saturation": sat.astype(np.float32),
+        "figure_x": fig_x.astype(np.float32),
+        "figure_scale": scale.astype(np.float32),
+        "title_top": (u[:, 10] < 0.5).astype(np.int64),
+        "title_light": (u[:, 11] < 0.5).astype(np.int64),
         "n_letters": 3 + (u[:, 12] * 6).astype(np.int64),
         "has_orb": has_orb.astype(np.int64),
         "orb_x": np.where(has_orb, orb_x, 0.0).astype(np.float32),
@@ -119,10 +123,19 @@ def _sample(u: np.ndarray) -> dict[str, np.ndarray]:
         "frame": _hsv_to_rgb(0.12 * ones, np.where(u[:, 19] < 0.5, 0.7, 0.0), np.where(u[:, 19] < 0.8, 0.9, 0.05)),
     }
     f["_geom"] = {  # private: raw geometry in [0, 1] units
-        "stripe_k": 5 + 5 * u[:, 20], "stripe_phase": u[:, 21], "stripe_duty": 0.35 + 0.15 * u[:, 22],
-        "stripe_light": u[:, 23] < 0.5, "band_h": 0.12 + 0.08 * u[:, 24], "band_off": 0.06 + 0.04 * u[:, 25],
-        "letter_w": 0.05 + 0.03 * u[:, 26], "letter_gap": 0.3 + 0.3 * u[:, 27], "title_shift": u[:, 28] - 0.5,
-        "frame_t": 0.025 + 0.025 * u[:, 29], "orb_x": orb_x, "orb_y": orb_y, "orb_r": orb_r,
+        "stripe_k": 5 + 5 * u[:, 20],
+        "stripe_phase": u[:, 21],
+        "stripe_duty": 0.35 + 0.15 * u[:, 22],
+        "stripe_light": u[:, 23] < 0.5,
+        "band_h": 0.12 + 0.08 * u[:, 24],
+        "band_off": 0.06 + 0.04 * u[:, 25],
+        "letter_w": 0.05 + 0.03 * u[:, 26],
+        "letter_gap": 0.3 + 0.3 * u[:, 27],
+        "title_shift": u[:, 28] - 0.5,
+        "frame_t": 0.025 + 0.025 * u[:, 29],
+        "orb_x": orb_x,
+        "orb_y": orb_y,
+        "orb_r": orb_r,
     }
     return f
 
@@ -137,8 +150,9 @@ def _render_chunk(f: dict, res: int, noise: np.ndarray) -> tuple[np.ndarray, np.
     col = lambda a: np.asarray(a)[:, None, None]  # noqa: E731  [B] -> [B, 1, 1]
     owner = np.zeros((b, res, res), np.int8)
     t = c.astype(np.float32)[None, None, :, None]
-    img = np.ascontiguousarray(np.broadcast_to(rgb["top"][..., None, None] * (1 - t) + rgb["bot"][..., None, None] * t,
-                                               (b, 3, res, res)))
+    img = np.ascontiguousarray(
+        np.broadcast_to(rgb["top"][..., None, None] * (1 - t) + rgb["bot"][..., None, None] * t, (b, 3, res, res))
+    )
 
     def paint(mask: np.ndarray, name: str, colour: np.ndarray | None = None) -> None:
         owner[mask] = CONCEPTS.index(name)
@@ -246,7 +260,7 @@ def save_preview(path: str | Path, n: int = 16, resolution: int = 64, seed: int 
         for block, pic in ((0, batch.images[k].transpose(1, 2, 0)), (rows, overlay[k])):
             up = pic.repeat(scale, axis=0).repeat(scale, axis=1)
             y0, x0 = (block + r) * tile + gap, cc * tile + gap
-            canvas[y0:y0 + up.shape[0], x0:x0 + up.shape[1]] = up
+            canvas[y0 : y0 + up.shape[0], x0 : x0 + up.shape[1]] = up
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(canvas).save(path)

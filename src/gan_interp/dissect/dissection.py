@@ -18,10 +18,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from gan_interp.capture import capture, output_shapes
 from gan_interp.dissect.iou import ConceptTally, upsample_maps
 from gan_interp.dissect.quantile import QuantileSketch
 from gan_interp.errors import ConfigError
-from gan_interp.capture import capture, output_shapes
 
 DEFAULT_IQR_LEVELS = tuple(float(x) for x in torch.logspace(-3.3, -0.05, 24).flip(0))  # top fractions 0.89 .. 0.0005
 
@@ -30,7 +30,9 @@ def get_layer(model: Any, name: str) -> nn.Module:
     """``model.generator_layers()[name]`` with a one-line error listing the choices."""
     layers = model.generator_layers()
     if name not in layers:
-        raise ConfigError(f"layer={name!r} is not a generator layer of {type(model).__name__}; choose one of: {', '.join(layers)}")
+        raise ConfigError(
+            f"layer={name!r} is not a generator layer of {type(model).__name__}; choose one of: {', '.join(layers)}"
+        )
     return layers[name]
 
 
@@ -119,7 +121,9 @@ class DissectionResult:
         for method in ("quantile", "iqr"):
             k, iou = self.best(method)
             top = iou.sort(descending=True).values
-            counts = {name: int(((k == i) & (iou > interpretable_iou)).sum()) for i, name in enumerate(self.concept_names)}
+            counts = {
+                name: int(((k == i) & (iou > interpretable_iou)).sum()) for i, name in enumerate(self.concept_names)
+            }
             out[method] = {
                 "mean_best_iou": float(iou.mean()),
                 "top10_mean_iou": float(top[: min(10, len(top))].mean()),
@@ -136,17 +140,19 @@ class DissectionResult:
         ki, _ = self.best("iqr")
         units = []
         for u in range(self.n_units):
-            units.append({
-                "unit": u,
-                "concept": self.concept_names[int(kq[u])],
-                "iou": float(iq[u]),
-                "threshold": float(self.thresholds[u]),
-                "iqr_concept": self.concept_names[int(ki[u])],
-                "iqr": float(self.iqr[u, ki[u]]),
-                "iqr_iou": float(self.iqr_iou[u, ki[u]]),
-                "iqr_threshold": float(self.iqr_threshold[u, ki[u]]),
-                "top_samples": self.top_samples[u].tolist(),
-            })
+            units.append(
+                {
+                    "unit": u,
+                    "concept": self.concept_names[int(kq[u])],
+                    "iou": float(iq[u]),
+                    "threshold": float(self.thresholds[u]),
+                    "iqr_concept": self.concept_names[int(ki[u])],
+                    "iqr": float(self.iqr[u, ki[u]]),
+                    "iqr_iou": float(self.iqr_iou[u, ki[u]]),
+                    "iqr_threshold": float(self.iqr_threshold[u, ki[u]]),
+                    "top_samples": self.top_samples[u].tolist(),
+                }
+            )
         return {
             "layer": self.layer,
             "n_samples": self.n_samples,

@@ -95,7 +95,9 @@ def ace_chart(rows: Sequence[dict[str, Any]]) -> Tensor:
     for (concept, mode), pts in series.items():
         pts.sort()
         xs, ys, es = zip(*pts)
-        ax.errorbar(xs, ys, yerr=es, marker="o", ls="-" if mode == "ablate" else "--", label=f"{mode} {concept}", capsize=2)
+        ax.errorbar(
+            xs, ys, yerr=es, marker="o", ls="-" if mode == "ablate" else "--", label=f"{mode} {concept}", capsize=2
+        )
     ax.axhline(0, color="gray", lw=0.8)
     ax.set_xlabel("units intervened on (top IoU first)", fontsize=8)
     ax.set_ylabel("change of concept pixel fraction (ACE)", fontsize=8)

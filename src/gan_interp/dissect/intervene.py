@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gan_interp.capture import capture
 from gan_interp.dissect.dissection import get_layer
 from gan_interp.errors import ConfigError
-from gan_interp.capture import capture
 
 
 @contextmanager
@@ -157,6 +157,7 @@ def rank_artifact_units(
 
 def sliced_wasserstein(x: Tensor, y: Tensor, n_projections: int = 256, size: int = 16, seed: int = 0) -> float:
     """Sliced Wasserstein-1 distance between two image sets, downsampled to ``size`` px (lower = closer)."""
+
     def flat(t: Tensor) -> Tensor:
         t = t.float()
         if t.shape[-1] != size:

@@ -116,7 +116,7 @@ class ConceptTally:
             if m[k].any():
                 self.hist_c[k] += torch.bincount(bins[:, m[k]].reshape(-1), minlength=size)
         self.area += m.sum(dim=1)
-        self.act_in_concept += (a.double() @ m.double().T)
+        self.act_in_concept += a.double() @ m.double().T
         self.n_pixels += a.shape[1]
 
     # -- derived quantities (thresholds back in the caller's order) ---------------------------------

@@ -46,8 +46,12 @@ class Segmenter(Protocol):
 # -- trained segmentation net ------------------------------------------------------------------------
 def _block(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
-        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
     )
 
 
@@ -133,7 +137,9 @@ def train_segnet(
 ) -> tuple[SegNet, bool]:
     """Train a :class:`SegNet` on ground-truth masks; returns (net in eval mode, exclusive flag)."""
     if images.shape[0] == 0 or masks.shape[0] != images.shape[0]:
-        raise ConfigError(f"segmenter training needs images and masks of the same N>0, got {images.shape[0]} / {masks.shape[0]}")
+        raise ConfigError(
+            f"segmenter training needs images and masks of the same N>0, got {images.shape[0]} / {masks.shape[0]}"
+        )
     exclusive = bool((masks.sum(1) == 1).all())
     target = masks.float().argmax(1) if exclusive else masks.float()
     with torch.random.fork_rng(devices=[]):
@@ -177,9 +183,18 @@ def trained_segmenter(
     n_train = len(masks_np) if max_train is None else min(int(max_train), len(masks_np))
     names = list(datamodule.concept_names)
     settings = {
-        "v": SEGMENTER_VERSION, "source": datamodule.source.fingerprint(), "res": datamodule.resolution,
-        "ch": datamodule.channels, "split_seed": datamodule.split_seed, "concepts": names, "n_train": n_train,
-        "steps": steps, "batch_size": batch_size, "lr": lr, "width": width, "seed": seed,
+        "v": SEGMENTER_VERSION,
+        "source": datamodule.source.fingerprint(),
+        "res": datamodule.resolution,
+        "ch": datamodule.channels,
+        "split_seed": datamodule.split_seed,
+        "concepts": names,
+        "n_train": n_train,
+        "steps": steps,
+        "batch_size": batch_size,
+        "lr": lr,
+        "width": width,
+        "seed": seed,
     }
     key = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
     path = Path(cache_dir).expanduser() / "segmenters" / f"{key}.pt"
@@ -196,7 +211,9 @@ def trained_segmenter(
     metrics: dict[str, Any] = {"train_seconds": time.perf_counter() - t0, "settings": settings}
     val_masks = datamodule.masks("val")
     if val_masks is not None and len(val_masks):
-        metrics["val"] = segmentation_quality(seg, datamodule.images("val"), torch.from_numpy(np.ascontiguousarray(val_masks)))
+        metrics["val"] = segmentation_quality(
+            seg, datamodule.images("val"), torch.from_numpy(np.ascontiguousarray(val_masks))
+        )
     seg.metrics = metrics
     torch_save({"state_dict": net.state_dict(), "exclusive": exclusive, "metrics": json.dumps(metrics)}, path)
     log.info("trained segmenter %s in %.1fs (%s)", path.name, metrics["train_seconds"], metrics.get("val", {}))
@@ -205,8 +222,14 @@ def trained_segmenter(
 
 # -- colour / texture concepts -----------------------------------------------------------------------
 HUE_BINS: tuple[tuple[str, float, float], ...] = (  # name, hue from, hue to (hue in [0, 1))
-    ("red", 0.958, 1.0001), ("red", 0.0, 0.042), ("orange", 0.042, 0.11), ("yellow", 0.11, 0.19),
-    ("green", 0.19, 0.45), ("cyan", 0.45, 0.53), ("blue", 0.53, 0.72), ("purple", 0.72, 0.83),
+    ("red", 0.958, 1.0001),
+    ("red", 0.0, 0.042),
+    ("orange", 0.042, 0.11),
+    ("yellow", 0.11, 0.19),
+    ("green", 0.19, 0.45),
+    ("cyan", 0.45, 0.53),
+    ("blue", 0.53, 0.72),
+    ("purple", 0.72, 0.83),
     ("pink", 0.83, 0.958),
 )
 

@@ -7,8 +7,8 @@ accuracy is approximately ``N(1/2, 1/(4 n_test))``, so the one-sided p-value is
 from reals; near 1 means it always can.
 
 The larger sample is subsampled to the size of the smaller one (seeded), so both classes are
-balanced and chance level is exactly 1/2. Inputs are either vectors ``[n, d]`` (features, flattened pixels; an MLP or logistic regression)
-or images ``[n, C, H, W]`` (a small conv net).
+balanced and chance level is exactly 1/2. Inputs are either vectors ``[n, d]`` (features, flattened
+pixels; an MLP or logistic regression) or images ``[n, C, H, W]`` (a small conv net).
 """
 
 from __future__ import annotations
@@ -68,7 +68,9 @@ def make_classifier(kind: str, sample_shape: tuple[int, ...], hidden: int = 64) 
     if kind == "logistic":
         return nn.Sequential(nn.Flatten(), nn.Linear(d, 1))
     if kind == "mlp":
-        return nn.Sequential(nn.Flatten(), nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        return nn.Sequential(
+            nn.Flatten(), nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1)
+        )
     raise ValueError(f"c2st classifier={kind!r} must be one of {', '.join(CLASSIFIERS)}")
 
 
@@ -93,7 +95,9 @@ def c2st(
 ) -> C2STResult:
     """Train a real-vs-fake classifier on a seeded split; report held-out accuracy and p-value."""
     if real.shape[1:] != fake.shape[1:]:
-        raise ValueError(f"c2st: real samples {tuple(real.shape[1:])} and fake samples {tuple(fake.shape[1:])} differ in shape")
+        raise ValueError(
+            f"c2st: real samples {tuple(real.shape[1:])} and fake samples {tuple(fake.shape[1:])} differ in shape"
+        )
     device = torch.device(device) if device is not None else real.device
     g = torch.Generator().manual_seed(seed)
     n = min(len(real), len(fake))  # balanced classes: chance level is exactly 1/2

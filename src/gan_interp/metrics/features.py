@@ -25,9 +25,10 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -82,13 +83,23 @@ class PixelFeatures(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = x.float()
         if x.shape[-1] != self.size or x.shape[-2] != self.size:
-            x = F.adaptive_avg_pool2d(x, self.size) if x.shape[-1] >= self.size else F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
+            x = (
+                F.adaptive_avg_pool2d(x, self.size)
+                if x.shape[-1] >= self.size
+                else F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
+            )
         return x.flatten(1)
 
 
 def pixel_extractor(channels: int, size: int = 16) -> FeatureExtractor:
     net = PixelFeatures(channels, size)
-    return FeatureExtractor("pixels", f"pixel features ({size}x{size}x{channels} average-pooled pixels)", lambda x: (net(x), None), net.num_features, net)
+    return FeatureExtractor(
+        "pixels",
+        f"pixel features ({size}x{size}x{channels} average-pooled pixels)",
+        lambda x: (net(x), None),
+        net.num_features,
+        net,
+    )
 
 
 # -- domain autoencoder -------------------------------------------------------------------------------
@@ -110,16 +121,25 @@ class DomainFeatureNet(nn.Module):
         w = width
         side = input_size // 8
         self.encoder = nn.Sequential(
-            nn.Conv2d(channels, w, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Conv2d(w, 2 * w, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Conv2d(2 * w, 4 * w, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Flatten(), nn.Linear(4 * w * side * side, dim),
+            nn.Conv2d(channels, w, 4, 2, 1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(w, 2 * w, 4, 2, 1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * w, 4 * w, 4, 2, 1),
+            nn.LeakyReLU(0.2),
+            nn.Flatten(),
+            nn.Linear(4 * w * side * side, dim),
         )
         self.decoder = nn.Sequential(
-            nn.Linear(dim, 4 * w * side * side), nn.Unflatten(1, (4 * w, side, side)), nn.ReLU(),
-            nn.ConvTranspose2d(4 * w, 2 * w, 4, 2, 1), nn.ReLU(),
-            nn.ConvTranspose2d(2 * w, w, 4, 2, 1), nn.ReLU(),
-            nn.ConvTranspose2d(w, channels, 4, 2, 1), nn.Tanh(),
+            nn.Linear(dim, 4 * w * side * side),
+            nn.Unflatten(1, (4 * w, side, side)),
+            nn.ReLU(),
+            nn.ConvTranspose2d(4 * w, 2 * w, 4, 2, 1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(2 * w, w, 4, 2, 1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(w, channels, 4, 2, 1),
+            nn.Tanh(),
         )
         self.register_buffer("centroids", torch.zeros(n_clusters, dim))
         self.register_buffer("scale", torch.ones(()))  # mean within-cluster squared distance
@@ -128,7 +148,9 @@ class DomainFeatureNet(nn.Module):
         x = x.float()
         if x.shape[-1] == self.input_size and x.shape[-2] == self.input_size:
             return x
-        return F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False, antialias=True)
+        return F.interpolate(
+            x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False, antialias=True
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.encoder(self.resize(x))
@@ -169,7 +191,12 @@ def train_domain_net(
         final_mse = float(loss.detach())
         net.eval()
         with torch.no_grad():
-            codes = torch.cat([net(sample_batch(min(256, n_cluster_images), g).to(device)).cpu() for _ in range(max(1, n_cluster_images // 256))])
+            codes = torch.cat(
+                [
+                    net(sample_batch(min(256, n_cluster_images), g).to(device)).cpu()
+                    for _ in range(max(1, n_cluster_images // 256))
+                ]
+            )
             cent = kmeans(codes, n_clusters, seed=seed)
             d2 = torch.cdist(codes, cent).pow(2).min(1).values
             net.centroids.copy_(cent)
@@ -198,8 +225,16 @@ def load_or_train_domain_net(
     ds = datamodule.dataset("train")
     entry = getattr(getattr(datamodule, "data", None), "path", None)
     split_hash = hashlib.sha1(json.dumps(list(map(int, ds.indices))).encode()).hexdigest()[:12]
-    material = {"data": str(Path(entry).name) if entry else datamodule.name, "split": split_hash, "channels": datamodule.channels,
-                "steps": steps, "dim": dim, "input_size": input_size, "k": n_clusters, "seed": seed}
+    material = {
+        "data": str(Path(entry).name) if entry else datamodule.name,
+        "split": split_hash,
+        "channels": datamodule.channels,
+        "steps": steps,
+        "dim": dim,
+        "input_size": input_size,
+        "k": n_clusters,
+        "seed": seed,
+    }
     path = _domain_cache_path(Path(cache_dir), material) if cache_dir else None
     if path is not None and path.is_file():
         try:
@@ -214,8 +249,16 @@ def load_or_train_domain_net(
         idx = torch.randint(len(ds), (b,), generator=g).tolist()
         return ds.__getitems__(idx)["image"]
 
-    net = train_domain_net(sample_batch, datamodule.channels, steps=steps, dim=dim, input_size=input_size,
-                           n_clusters=n_clusters, seed=seed, device=device)
+    net = train_domain_net(
+        sample_batch,
+        datamodule.channels,
+        steps=steps,
+        dim=dim,
+        input_size=input_size,
+        n_clusters=n_clusters,
+        seed=seed,
+        device=device,
+    )
     if path is None:
         return net, "(not cached)"
     # atomic: parallel sweep jobs never read a half-written file
@@ -242,7 +285,9 @@ def find_inception_weights(explicit: str | None = None) -> tuple[str, Path] | No
     if explicit:
         p = Path(explicit).expanduser()
         if not p.is_file():
-            raise ConfigError(f"inception_weights={explicit} does not exist; point it at an Inception-v3 .pth file or unset it")
+            raise ConfigError(
+                f"inception_weights={explicit} does not exist; point it at an Inception-v3 .pth file or unset it"
+            )
         flavour = "fidelity" if p.name == FIDELITY_WEIGHTS and _fidelity_available() else "torchvision"
         return flavour, p
     hub = _hub_checkpoints()
@@ -285,8 +330,11 @@ def inception_extractor(flavour: str, path: Path) -> FeatureExtractor:
     if flavour == "fidelity":
         from torchmetrics.image.fid import NoTrainInceptionV3
 
-        net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048", "logits_unbiased"],
-                                 feature_extractor_weights_path=str(path))
+        net = NoTrainInceptionV3(
+            name="inception-v3-compat",
+            features_list=["2048", "logits_unbiased"],
+            feature_extractor_weights_path=str(path),
+        )
 
         def extract(x: Tensor) -> tuple[Tensor, Tensor | None]:
             if x.shape[1] == 1:
@@ -295,10 +343,18 @@ def inception_extractor(flavour: str, path: Path) -> FeatureExtractor:
             feats, logits = net(u8)
             return feats, logits
 
-        return FeatureExtractor("inception-fidelity", f"Inception-v3 FID features (torch-fidelity weights {path})", extract, 2048, net)
+        return FeatureExtractor(
+            "inception-fidelity", f"Inception-v3 FID features (torch-fidelity weights {path})", extract, 2048, net
+        )
     net = TorchvisionInception(path)
-    return FeatureExtractor("inception-torchvision", f"Inception-v3 pool features (torchvision ImageNet weights {path}; "
-                            "close to but not identical with the TF FID network)", net, 2048, net)
+    return FeatureExtractor(
+        "inception-torchvision",
+        f"Inception-v3 pool features (torchvision ImageNet weights {path}; "
+        "close to but not identical with the TF FID network)",
+        net,
+        2048,
+        net,
+    )
 
 
 # -- choice -----------------------------------------------------------------------------------------------
@@ -324,16 +380,20 @@ def build_feature_extractor(
         return fx
     if kind == "inception":
         raise ConfigError(
-            f"features=inception but no Inception weights on disk (looked for {FIDELITY_WEIGHTS} and {TORCHVISION_WEIGHTS} "
-            f"in {_hub_checkpoints()}); copy one there, set GAN_INTERP_INCEPTION_WEIGHTS=/path/to/file.pth, or use features=domain"
+            f"features=inception but no Inception weights on disk (looked for {FIDELITY_WEIGHTS} and "
+            f"{TORCHVISION_WEIGHTS} "
+            f"in {_hub_checkpoints()}); copy one there, set GAN_INTERP_INCEPTION_WEIGHTS=/path/to/file.pth, or use "
+            "features=domain"
         )
     if datamodule is None:
         raise ConfigError("features=domain needs the data module (the feature net is trained on the real images)")
     net, where = load_or_train_domain_net(datamodule, cache_dir, device=device, **(domain or {}))
     why = "Inception weights not found in the local cache, " if kind == "auto" else ""
-    desc = (f"domain features: {why}using a conv autoencoder trained on the real training images "
-            f"({net.dim}-d code, {net.centroids.shape[0]} k-means pseudo-classes for IS; {where}); "
-            "FID/KID/IS are comparable between runs on this data only, not with published Inception numbers")
+    desc = (
+        f"domain features: {why}using a conv autoencoder trained on the real training images "
+        f"({net.dim}-d code, {net.centroids.shape[0]} k-means pseudo-classes for IS; {where}); "
+        "FID/KID/IS are comparable between runs on this data only, not with published Inception numbers"
+    )
     log.info("metrics: %s", desc)
 
     def extract(x: Tensor) -> tuple[Tensor, Tensor | None]:

@@ -47,7 +47,13 @@ class FeatureMetrics:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
             self.fid = FrechetInceptionDistance(feature=PassThrough(num_features)) if fid else None
-            self.kid = KernelInceptionDistance(feature=PassThrough(num_features), subsets=kid_subsets, subset_size=kid_subset_size) if kid else None
+            self.kid = (
+                KernelInceptionDistance(
+                    feature=PassThrough(num_features), subsets=kid_subsets, subset_size=kid_subset_size
+                )
+                if kid
+                else None
+            )
             self.inception_score = InceptionScore(feature=PassThrough(0), splits=is_splits) if inception_score else None
         self.kid_subset_size = kid_subset_size
         self.n_real = self.n_fake = 0

@@ -41,7 +41,9 @@ def k_nearest(
         for j0 in range(0, r.shape[0], chunk):
             d2 = (qi_sq + r_sq[None, j0 : j0 + chunk] - 2.0 * qi @ r[j0 : j0 + chunk].T).clamp_min_(0.0)
             cand_d = torch.cat([best_d[i0 : i0 + chunk], d2], dim=1)
-            cand_i = torch.cat([best_i[i0 : i0 + chunk], torch.arange(j0, j0 + d2.shape[1], device=q.device).expand_as(d2)], dim=1)
+            cand_i = torch.cat(
+                [best_i[i0 : i0 + chunk], torch.arange(j0, j0 + d2.shape[1], device=q.device).expand_as(d2)], dim=1
+            )
             top_d, pos = cand_d.topk(k, dim=1, largest=False)  # running merge keeps memory bounded
             best_d[i0 : i0 + chunk], best_i[i0 : i0 + chunk] = top_d, cand_i.gather(1, pos)
     return best_d.sqrt(), best_i

@@ -31,7 +31,8 @@ sides a model can make are its class attribute ``supported_resolutions``, checke
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, Callable, Protocol, TypeVar, runtime_checkable
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import lightning as L
 import torch

@@ -33,10 +33,16 @@ class DCGANGenerator(nn.Module):
         n = _n_blocks(resolution)
         widths = [ngf * 2 ** (n - 1 - i) for i in range(n)]  # e.g. 64 px: 512, 256, 128, 64
         blocks: list[nn.Module] = [
-            nn.Sequential(nn.ConvTranspose2d(latent_dim, widths[0], 4, 1, 0, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(True))
+            nn.Sequential(
+                nn.ConvTranspose2d(latent_dim, widths[0], 4, 1, 0, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(True)
+            )
         ]
         for c_in, c_out in zip(widths[:-1], widths[1:]):
-            blocks.append(nn.Sequential(nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)))
+            blocks.append(
+                nn.Sequential(
+                    nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)
+                )
+            )
         self.blocks = nn.Sequential(*blocks)
         self.to_image = nn.Sequential(nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1, bias=False), nn.Tanh())
         self.latent_dim = latent_dim
@@ -55,9 +61,15 @@ class DCGANDiscriminator(nn.Module):
         super().__init__()
         n = _n_blocks(resolution)
         widths = [ndf * 2**i for i in range(n)]  # e.g. 64 px: 64, 128, 256, 512
-        blocks: list[nn.Module] = [nn.Sequential(nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True))]
+        blocks: list[nn.Module] = [
+            nn.Sequential(nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True))
+        ]
         for c_in, c_out in zip(widths[:-1], widths[1:]):
-            blocks.append(nn.Sequential(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, True)))
+            blocks.append(
+                nn.Sequential(
+                    nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, True)
+                )
+            )
         self.blocks = nn.Sequential(*blocks)
         self.to_score = nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False)
 

@@ -82,8 +82,14 @@ def fit_isotropic_gmm(
         if abs(cur - prev) < tol * max(1.0, abs(cur)):
             break
         prev = cur
-    return {"labels": resp.argmax(1), "resp": resp.float(), "means": mu.float(), "variances": var.float(),
-            "weights": logw.exp().float(), "log_likelihood": torch.tensor(prev)}
+    return {
+        "labels": resp.argmax(1),
+        "resp": resp.float(),
+        "means": mu.float(),
+        "variances": var.float(),
+        "weights": logw.exp().float(),
+        "log_likelihood": torch.tensor(prev),
+    }
 
 
 def group_filters(feats: Tensor, n_concepts: int, seed: int = 0, n_iter: int = 100) -> Tensor:
@@ -126,15 +132,31 @@ class InterpretableRegularizer(nn.Module):
     ) -> None:
         super().__init__()
         if n_concepts < 1 or n_concepts > n_filters:
-            raise ConfigError(f"model.interpretable.n_concepts={n_concepts} must be in [1, {n_filters}] (filters of {layer or 'the layer'})")
-        for key, val in (("lambda_real", lambda_real), ("lambda_interpret", lambda_interpret), ("lambda_other", lambda_other)):
+            raise ConfigError(
+                f"model.interpretable.n_concepts={n_concepts} must be in [1, {n_filters}] (filters of "
+                f"{layer or 'the layer'})"
+            )
+        for key, val in (
+            ("lambda_real", lambda_real),
+            ("lambda_interpret", lambda_interpret),
+            ("lambda_other", lambda_other),
+        ):
             if val < 0:
                 raise ConfigError(f"model.interpretable.{key}={val} must be >= 0")
         if regroup_every < 1 or w_max <= 0 or lr <= 0:
             raise ConfigError("model.interpretable.regroup_every must be >= 1 and w_max, lr > 0")
         self.n_filters, self.n_positions, self.n_concepts = int(n_filters), int(n_positions), int(n_concepts)
-        self.lambda_real, self.lambda_interpret, self.lambda_other = float(lambda_real), float(lambda_interpret), float(lambda_other)
-        self.w_max, self.lr, self.regroup_every, self.em_iters = float(w_max), float(lr), int(regroup_every), int(em_iters)
+        self.lambda_real, self.lambda_interpret, self.lambda_other = (
+            float(lambda_real),
+            float(lambda_interpret),
+            float(lambda_other),
+        )
+        self.w_max, self.lr, self.regroup_every, self.em_iters = (
+            float(w_max),
+            float(lr),
+            int(regroup_every),
+            int(em_iters),
+        )
         self.seed, self.layer = int(seed), layer
         self.V = nn.Parameter(torch.zeros(self.n_filters, self.n_concepts, self.n_positions))
         self.register_buffer("groups", torch.full((self.n_filters,), -1, dtype=torch.long))
@@ -178,7 +200,9 @@ class InterpretableRegularizer(nn.Module):
     @torch.no_grad()
     def regroup(self, feats: Tensor, step: int = 0) -> Tensor:
         """Refit the GMM groups on a batch of maps and keep the labels aligned with the previous fit."""
-        new = group_filters(feats, self.n_concepts, seed=self.seed + max(step, 0), n_iter=self.em_iters).to(self.groups.device)
+        new = group_filters(feats, self.n_concepts, seed=self.seed + max(step, 0), n_iter=self.em_iters).to(
+            self.groups.device
+        )
         self.groups.copy_(align_labels(new.cpu(), self.groups.cpu(), self.n_concepts).to(self.groups.device))
         self.last_regroup.fill_(step)
         return self.groups
@@ -218,8 +242,18 @@ class InterpretableRegularizer(nn.Module):
             self._last = out
 
 
-INTERPRETABLE_KEYS = ("layer", "n_concepts", "lambda_real", "lambda_interpret", "lambda_other", "w_max", "lr",
-                      "regroup_every", "em_iters", "seed")
+INTERPRETABLE_KEYS = (
+    "layer",
+    "n_concepts",
+    "lambda_real",
+    "lambda_interpret",
+    "lambda_other",
+    "w_max",
+    "lr",
+    "regroup_every",
+    "em_iters",
+    "seed",
+)
 
 
 def attach_interpretable(model: Any, cfg: Mapping[str, Any] | None) -> InterpretableRegularizer | None:
@@ -239,13 +273,17 @@ def attach_interpretable(model: Any, cfg: Mapping[str, Any] | None) -> Interpret
         return None
     unknown = set(cfg) - set(INTERPRETABLE_KEYS)
     if unknown:
-        raise ConfigError(f"model.interpretable has unknown keys {sorted(unknown)}; known: {', '.join(INTERPRETABLE_KEYS)}")
+        raise ConfigError(
+            f"model.interpretable has unknown keys {sorted(unknown)}; known: {', '.join(INTERPRETABLE_KEYS)}"
+        )
     from gan_interp.dissect.dissection import get_layer, layer_shapes, resolve_layer
 
     name = resolve_layer(model, cfg.pop("layer", None))
     shape = layer_shapes(model)[name]
     if len(shape) != 3:
-        raise ConfigError(f"model.interpretable.layer={name!r} has output shape {shape}; it needs feature maps [C, h, w]")
+        raise ConfigError(
+            f"model.interpretable.layer={name!r} has output shape {shape}; it needs feature maps [C, h, w]"
+        )
     reg = InterpretableRegularizer(shape[0], shape[1] * shape[2], layer=name, **cfg)
     get_layer(model, name).register_forward_hook(reg.capture)
     return reg

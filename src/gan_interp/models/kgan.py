@@ -149,7 +149,11 @@ class KGAN(GANModule):
 
     def critic(self, x: Tensor, member: int | None = None) -> Tensor:
         """Raw critic scores ``[n]`` of the member owning each image's cell (or of ``member``)."""
-        idx = self.route_images(x) if member is None else torch.full((x.shape[0],), int(member), dtype=torch.long, device=x.device)
+        idx = (
+            self.route_images(x)
+            if member is None
+            else torch.full((x.shape[0],), int(member), dtype=torch.long, device=x.device)
+        )
         return routed_forward([m.discriminator for m in self.members], self.d_taps, x, idx).flatten()
 
     def generator_layers(self, member: int | None = None) -> dict[str, nn.Module]:
@@ -176,7 +180,7 @@ class KGAN(GANModule):
         layer = next(m for m in first.modules() if isinstance(m, (nn.Linear, nn.ConvTranspose2d)))
         return layer.weight.detach(), "z"
 
-    def member_view(self, j: int) -> "KGANMemberView":
+    def member_view(self, j: int) -> KGANMemberView:
         """Member ``j`` as a stand-alone :class:`GANModule` (shares this module's weights)."""
         return KGANMemberView(self, j)
 

@@ -60,7 +60,12 @@ def make_generator(
     _check_arch(arch)
     if arch == "thesis":  # linear -> s x s (s = res/8), then 3 transposed convs doubling to res
         s, c0 = resolution // 8, 4 * ngf
-        fc = nn.Sequential(nn.Linear(latent_dim, c0 * s * s, bias=False), nn.Unflatten(1, (c0, s, s)), nn.BatchNorm2d(c0), nn.ReLU(True))
+        fc = nn.Sequential(
+            nn.Linear(latent_dim, c0 * s * s, bias=False),
+            nn.Unflatten(1, (c0, s, s)),
+            nn.BatchNorm2d(c0),
+            nn.ReLU(True),
+        )
         stages = {"fc": fc, "block0": _up(c0, c0 // 2), "block1": _up(c0 // 2, c0 // 4)}
         stages["to_image"] = nn.Sequential(nn.ConvTranspose2d(c0 // 4, channels, 4, 2, 1), nn.Tanh())
         return StagedNet(stages)

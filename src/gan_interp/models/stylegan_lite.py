@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -61,7 +61,9 @@ class MappingNetwork(nn.Module):
     def __init__(self, z_dim: int, w_dim: int, n_layers: int, lr_mul: float = 0.01, w_avg_beta: float = 0.995) -> None:
         super().__init__()
         dims = [z_dim] + [w_dim] * n_layers
-        self.net = nn.Sequential(PixelNorm(), *[EqualLinear(a, b, lr_mul=lr_mul, activation=True) for a, b in zip(dims[:-1], dims[1:])])
+        self.net = nn.Sequential(
+            PixelNorm(), *[EqualLinear(a, b, lr_mul=lr_mul, activation=True) for a, b in zip(dims[:-1], dims[1:])]
+        )
         self.w_avg_beta = w_avg_beta
         self.register_buffer("w_avg", torch.zeros(w_dim))
 
@@ -99,7 +101,7 @@ class SynthesisNetwork(nn.Module):
         """All style-consuming layers in forward order (convs and ToRGBs interleaved)."""
         out: dict[str, nn.Module] = {}
         for res in self.resolutions:
-            for name in ([f"b{res}_conv1"] if res == 4 else [f"b{res}_conv0", f"b{res}_conv1"]):
+            for name in [f"b{res}_conv1"] if res == 4 else [f"b{res}_conv0", f"b{res}_conv1"]:
                 out[name] = self.convs[name]
             out[f"b{res}_torgb"] = self.torgbs[f"b{res}_torgb"]
         return out
@@ -108,7 +110,7 @@ class SynthesisNetwork(nn.Module):
         x = self.const.expand(ws.shape[0], -1, -1, -1)
         rgb = None
         for res in self.resolutions:
-            for name in ([f"b{res}_conv1"] if res == 4 else [f"b{res}_conv0", f"b{res}_conv1"]):
+            for name in [f"b{res}_conv1"] if res == 4 else [f"b{res}_conv0", f"b{res}_conv1"]:
                 x = self.convs[name](x, ws[:, self.w_index[name]], noise_mode)
             name = f"b{res}_torgb"
             rgb = self.torgbs[name](x, ws[:, self.w_index[name]], rgb)
@@ -118,8 +120,18 @@ class SynthesisNetwork(nn.Module):
 class StyleGenerator(nn.Module):
     """Mapping + synthesis."""
 
-    def __init__(self, z_dim: int, w_dim: int, n_mapping: int, mapping_lr_mul: float, w_avg_beta: float,
-                 resolution: int, channels: int, channel_base: int, channel_max: int) -> None:
+    def __init__(
+        self,
+        z_dim: int,
+        w_dim: int,
+        n_mapping: int,
+        mapping_lr_mul: float,
+        w_avg_beta: float,
+        resolution: int,
+        channels: int,
+        channel_base: int,
+        channel_max: int,
+    ) -> None:
         super().__init__()
         self.mapping = MappingNetwork(z_dim, w_dim, n_mapping, mapping_lr_mul, w_avg_beta)
         self.synthesis = SynthesisNetwork(w_dim, resolution, channels, channel_base, channel_max)
@@ -155,7 +167,9 @@ class Epilogue(nn.Module):
 
 
 class StyleDiscriminator(nn.Module):
-    def __init__(self, resolution: int, channels: int, channel_base: int, channel_max: int, mbstd_group: int = 4) -> None:
+    def __init__(
+        self, resolution: int, channels: int, channel_base: int, channel_max: int, mbstd_group: int = 4
+    ) -> None:
         super().__init__()
         ch = _widths(channel_base, channel_max)
         self.fromrgb = EqualConv2d(channels, ch(resolution), 1, activation=True)
@@ -214,7 +228,9 @@ class StyleGANLite(GANModule):
             raise ConfigError(f"model.style_mixing_prob={style_mixing_prob} must be in [0, 1]")
         self.save_hyperparameters()
         self.hparams.betas = tuple(float(b) for b in betas)  # plain floats: optimizer state loads with weights_only
-        self.generator = StyleGenerator(latent_dim, w_dim, n_mapping, mapping_lr_mul, w_avg_beta, resolution, channels, channel_base, channel_max)
+        self.generator = StyleGenerator(
+            latent_dim, w_dim, n_mapping, mapping_lr_mul, w_avg_beta, resolution, channels, channel_base, channel_max
+        )
         self.discriminator = StyleDiscriminator(resolution, channels, channel_base, channel_max, mbstd_group)
         self.g_ema = copy.deepcopy(self.generator).requires_grad_(False)
         self.n_ws = self.generator.synthesis.n_ws
@@ -281,7 +297,10 @@ class StyleGANLite(GANModule):
 
     def style_affine_weights(self) -> dict[str, Tensor]:
         """Effective affine matrices ``[in_channels, w_dim]`` per layer (input of SeFa)."""
-        return {name: layer.conv.affine.effective_weight().detach() for name, layer in self.g_eval.synthesis.layers().items()}
+        return {
+            name: layer.conv.affine.effective_weight().detach()
+            for name, layer in self.g_eval.synthesis.layers().items()
+        }
 
     def sefa_weight(self, layers: list[str] | None = None) -> tuple[Tensor, str]:
         """SeFa input: the style affines of ``layers`` (default: every conv, no ToRGB) stacked,

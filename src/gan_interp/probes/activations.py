@@ -19,21 +19,23 @@ newest earlier ``epoch_*`` folder of the same run (pooled activations are stored
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gan_interp.probes import figures
 from gan_interp.capture import run_capturing
+from gan_interp.probes import figures
 from gan_interp.probes.context import ProbeContext
 from gan_interp.probes.latents import fixed_z, seeded
 from gan_interp.probes.registry import register_probe
 
 
-def layer_activations(layers: Mapping[str, nn.Module], fn: Callable[[], object], stop_early: bool = True) -> dict[str, Tensor]:
+def layer_activations(
+    layers: Mapping[str, nn.Module], fn: Callable[[], object], stop_early: bool = True
+) -> dict[str, Tensor]:
     """Outputs of ``layers`` (name -> module) while running ``fn()``, in ``layers`` order."""
     store = run_capturing(dict(layers), fn, stop_early=stop_early)
     return {k: store[k] for k in layers if k in store}
@@ -53,10 +55,10 @@ def centered_gram(x: Tensor) -> Tensor:
     return x @ x.T
 
 
-def cka_from_grams(k: Tensor, l: Tensor) -> float:
+def cka_from_grams(gram_x: Tensor, gram_y: Tensor) -> float:
     """CKA from two centred Gram matrices (NaN if either is zero: a constant representation)."""
-    norm = torch.sqrt((k * k).sum() * (l * l).sum())
-    return float((k * l).sum() / norm) if norm > 0 else float("nan")
+    norm = torch.sqrt((gram_x * gram_x).sum() * (gram_y * gram_y).sum())
+    return float((gram_x * gram_y).sum() / norm) if norm > 0 else float("nan")
 
 
 def linear_cka(x: Tensor, y: Tensor) -> float:
@@ -90,7 +92,9 @@ def activation_stats(acts: Mapping[str, Tensor]) -> list[list]:
     rows = []
     for name, a in acts.items():
         a = a.float()
-        rows.append([name, int(a.shape[1]) if a.ndim > 1 else 1, a.mean().item(), a.std().item(), (a > 0).float().mean().item()])
+        rows.append(
+            [name, int(a.shape[1]) if a.ndim > 1 else 1, a.mean().item(), a.std().item(), (a > 0).float().mean().item()]
+        )
     return rows
 
 
@@ -102,7 +106,9 @@ def critic_acts(model, x: Tensor, layers: Mapping[str, nn.Module]) -> dict[str, 
     return layer_activations(layers, lambda: model.critic(x))
 
 
-def cka_across_models(model_a, model_b, inputs: Tensor, side: str = "generator", max_side: int = 8) -> tuple[Tensor, list[str], list[str]]:
+def cka_across_models(
+    model_a, model_b, inputs: Tensor, side: str = "generator", max_side: int = 8
+) -> tuple[Tensor, list[str], list[str]]:
     """CKA between every layer of two models (or two checkpoints) on the same inputs.
 
     ``side='generator'``: ``inputs`` are latents; ``'discriminator'``: images. Returns the matrix
@@ -153,7 +159,9 @@ def activations_probe(
     z = fixed_z(model, n, seed)
     z_similar = z + similar_noise * torch.randn(z.shape, generator=g).to(z.device)
     z_other = fixed_z(model, n, seed + 7)
-    sides: dict[str, tuple[dict, Callable]] = {"G": (model.generator_layers(), lambda inp: generator_acts(model, inp, model.generator_layers()))}
+    sides: dict[str, tuple[dict, Callable]] = {
+        "G": (model.generator_layers(), lambda inp: generator_acts(model, inp, model.generator_layers()))
+    }
     batches: dict[str, tuple[Tensor, Tensor, Tensor]] = {"G": (z, z_similar, z_other)}
     real = datamodule.images("train", 2 * n) if datamodule is not None else torch.empty(0)
     d_layers = model.discriminator_layers()
@@ -174,13 +182,24 @@ def activations_probe(
         base, similar, other = (run(b) for b in batches[side])
         stats = activation_stats(base)
         out.table(f"{side}_layer_stats", ["layer", "channels", "mean", "std", "frac_positive"], stats)
-        out.image(f"{side}_mean_activation", figures.bar_figure([r[2] for r in stats], [r[0] for r in stats], f"{side}: mean activation per layer"))
-        summary["layers"][side] = {r[0]: {"channels": r[1], "mean": r[2], "std": r[3], "frac_positive": r[4]} for r in stats}
+        out.image(
+            f"{side}_mean_activation",
+            figures.bar_figure([r[2] for r in stats], [r[0] for r in stats], f"{side}: mean activation per layer"),
+        )
+        summary["layers"][side] = {
+            r[0]: {"channels": r[1], "mean": r[2], "std": r[3], "frac_positive": r[4]} for r in stats
+        }
         for name, act in base.items():
             if act.ndim == 4 and (grid_layers is None or name in grid_layers):
                 maps = figures.channel_maps(act[0], max_channels, size=map_size)
-                out.image(f"{side}_{name}_channels", figures.image_grid(maps, nrow=8, unit=True), caption=f"{side} {name}: first {maps.shape[0]} channels, input 0")
-        p_base, p_sim, p_other = ({k: pooled(v, cka_pool).cpu() for k, v in acts.items()} for acts in (base, similar, other))
+                out.image(
+                    f"{side}_{name}_channels",
+                    figures.image_grid(maps, nrow=8, unit=True),
+                    caption=f"{side} {name}: first {maps.shape[0]} channels, input 0",
+                )
+        p_base, p_sim, p_other = (
+            {k: pooled(v, cka_pool).cpu() for k, v in acts.items()} for acts in (base, similar, other)
+        )
         names = list(p_base)
         mat = cka_matrix(p_base)
         out.image(f"{side}_cka_layers", figures.matrix_figure(mat, names, names, f"{side}: linear CKA between layers"))
@@ -188,9 +207,21 @@ def activations_probe(
         rows = []
         for k in names:
             gb, gs, go = centered_gram(p_base[k]), centered_gram(p_sim[k]), centered_gram(p_other[k])
-            rows.append([k, cka_from_grams(gb, gs), cka_from_grams(gb, go), mean_cosine(p_base[k], p_sim[k]), mean_cosine(p_base[k], p_other[k])])
-        out.table(f"{side}_similar_inputs", ["layer", "cka_similar", "cka_unrelated", "cos_similar", "cos_unrelated"], rows)
-        summary["similar_inputs"][side] = {r[0]: {"cka_similar": r[1], "cka_unrelated": r[2], "cos_similar": r[3], "cos_unrelated": r[4]} for r in rows}
+            rows.append(
+                [
+                    k,
+                    cka_from_grams(gb, gs),
+                    cka_from_grams(gb, go),
+                    mean_cosine(p_base[k], p_sim[k]),
+                    mean_cosine(p_base[k], p_other[k]),
+                ]
+            )
+        out.table(
+            f"{side}_similar_inputs", ["layer", "cka_similar", "cka_unrelated", "cos_similar", "cos_unrelated"], rows
+        )
+        summary["similar_inputs"][side] = {
+            r[0]: {"cka_similar": r[1], "cka_unrelated": r[2], "cos_similar": r[3], "cos_unrelated": r[4]} for r in rows
+        }
         stored.update({f"{side}/{k}": v.half() for k, v in p_base.items()})
 
     if across_epochs:
@@ -202,7 +233,10 @@ def activations_probe(
             rows = [[k, linear_cka(prev_acts[k].float(), stored[k].float())] for k in common]
             if rows:
                 out.table("cka_vs_previous_epoch", ["layer", "cka"], rows)
-                out.image("cka_vs_previous_epoch", figures.bar_figure([r[1] for r in rows], [r[0] for r in rows], f"CKA vs epoch {prev_epoch}", "CKA"))
+                out.image(
+                    "cka_vs_previous_epoch",
+                    figures.bar_figure([r[1] for r in rows], [r[0] for r in rows], f"CKA vs epoch {prev_epoch}", "CKA"),
+                )
             summary["cka_vs_previous_epoch"] = {"epoch": prev_epoch, **{r[0]: r[1] for r in rows}}
         torch.save({**stored, "_seed": torch.tensor(seed)}, out.dir / "acts.pt")
     out.json("summary", summary)

@@ -18,13 +18,13 @@ before and after ("reached") for every channel.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
-from gan_interp.probes import figures
 from gan_interp.capture import discriminator_shapes, last_feature_layer, run_capturing
+from gan_interp.probes import figures
 from gan_interp.probes.context import ProbeContext
 from gan_interp.probes.gradients import frozen_parameters
 from gan_interp.probes.latents import fixed_z, seeded
@@ -88,7 +88,11 @@ def pixel_actmax(
                 dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=generator))
                 xi = torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
             act = objective(xi)
-            loss = -act.sum() / act_scale + tv_weight * total_variation(x).sum() + l2_weight * x.pow(2).flatten(1).mean(1).sum()
+            loss = (
+                -act.sum() / act_scale
+                + tv_weight * total_variation(x).sum()
+                + l2_weight * x.pow(2).flatten(1).mean(1).sum()
+            )
             (grad,) = torch.autograd.grad(loss, x)
             x.grad = grad
             opt.step()
@@ -150,10 +154,18 @@ def actmax_probe(
         raise ValueError(f"actmax layer {name!r} is not a discriminator layer; choose from {', '.join(layers)}")
     shape = discriminator_shapes(model)[name]
     n_channels = shape[1] if len(shape) > 1 else 1
-    chans = list(range(min(int(channels), n_channels))) if isinstance(channels, int) else [int(c) % n_channels for c in channels]
+    chans = (
+        list(range(min(int(channels), n_channels)))
+        if isinstance(channels, int)
+        else [int(c) % n_channels for c in channels]
+    )
     objective = unit_objective(model.critic, layers[name], chans)
     g = seeded(seed)
-    x0 = (init_std * torch.randn((len(chans), model.channels, model.resolution, model.resolution), generator=g)).clamp(-1, 1).to(model.device)
+    x0 = (
+        (init_std * torch.randn((len(chans), model.channels, model.resolution, model.resolution), generator=g))
+        .clamp(-1, 1)
+        .to(model.device)
+    )
     summary: dict = {"layer": name, "channels": chans, "steps": steps}  # activations in raw units
     rows = []
     with frozen_parameters(model):
@@ -172,7 +184,9 @@ def actmax_probe(
     out.image("units", grid, caption=caption)
     table = [[c, "pixel", summary["pixel"]["start"][i], summary["pixel"]["reached"][i]] for i, c in enumerate(chans)]
     if prior:
-        table += [[c, "prior", summary["prior"]["start"][i], summary["prior"]["reached"][i]] for i, c in enumerate(chans)]
+        table += [
+            [c, "prior", summary["prior"]["start"][i], summary["prior"]["reached"][i]] for i, c in enumerate(chans)
+        ]
     out.table("reached", ["channel", "parametrisation", "start", "reached"], table)
     out.json("summary", summary)
     return summary

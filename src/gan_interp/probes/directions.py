@@ -22,9 +22,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from gan_interp.capture import run_capturing
 from gan_interp.models.base import has_style_space
 from gan_interp.probes import figures
-from gan_interp.capture import run_capturing
 from gan_interp.probes.context import ProbeContext
 from gan_interp.probes.latents import fixed_z, seeded
 from gan_interp.probes.registry import register_probe
@@ -61,7 +61,10 @@ def pca(x: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
 
 
 def sefa_matrix(weight: Tensor, normalize: bool = True) -> Tensor:
-    """``A [outputs, inputs]`` from a first-layer weight (Linear ``[out, in]``, ConvTranspose2d ``[in, out, kh, kw]``)."""
+    """``A [outputs, inputs]`` from a first-layer weight.
+
+    Linear ``[out, in]`` as is; ConvTranspose2d ``[in, out, kh, kw]`` reshaped and transposed.
+    """
     w = weight.detach().double()
     a = w.reshape(w.shape[0], -1).T if w.ndim == 4 else w.reshape(w.shape[0], -1)
     if normalize:
@@ -82,7 +85,9 @@ def random_directions(k: int, dim: int, generator: torch.Generator | None = None
     return d / d.norm(dim=1, keepdim=True)
 
 
-def ganspace_directions(model, space: str, layer: str | None, n_samples: int, k: int, seed: int) -> tuple[Tensor, Tensor, str]:
+def ganspace_directions(
+    model, space: str, layer: str | None, n_samples: int, k: int, seed: int
+) -> tuple[Tensor, Tensor, str]:
     """GANSpace directions ``[k, dim]``, their explained-variance ratios ``[k]`` and their space.
 
     ``space='w'``: PCA of w; ``'z'``: PCA of z (an isotropic control: near-uniform variance);
@@ -116,7 +121,9 @@ def _latent_std(model, space: str, directions: Tensor, seed: int) -> Tensor:
 
 def traversal_images(model, base: Tensor, directions: Tensor, alphas: Tensor, space: str, scale: Tensor) -> Tensor:
     """Images ``[k * len(alphas), C, H, W]``: row ``i`` is ``base + alpha * scale_i * direction_i``."""
-    lat = base.reshape(1, 1, -1).cpu() + alphas.reshape(1, -1, 1) * (scale.reshape(-1, 1, 1) * directions.reshape(directions.shape[0], 1, -1))
+    lat = base.reshape(1, 1, -1).cpu() + alphas.reshape(1, -1, 1) * (
+        scale.reshape(-1, 1, 1) * directions.reshape(directions.shape[0], 1, -1)
+    )
     lat = lat.reshape(-1, base.numel()).to(base.device, base.dtype)
     return model.generate(lat) if space == "z" else model.synthesize(lat)
 
@@ -151,7 +158,11 @@ def directions_probe(
                 raise ValueError(f"{type(model).__name__}.sefa_weight() acts on w but the model has no style space")
             a = sefa_matrix(weight, normalize=sefa_normalize)
             evals, dirs = sefa_directions(a, k)
-            info = {"space": space, "eigenvalues": evals.tolist(), "eigenvalue_share": (evals / torch.linalg.eigvalsh(a.T @ a).sum()).tolist()}
+            info = {
+                "space": space,
+                "eigenvalues": evals.tolist(),
+                "eigenvalue_share": (evals / torch.linalg.eigvalsh(a.T @ a).sum()).tolist(),
+            }
         elif method == "ganspace":
             auto = "w" if has_style_space(model) else "activations"
             pca_space = auto if ganspace_space == "auto" else ganspace_space
@@ -166,12 +177,22 @@ def directions_probe(
         effects = {}
         for tag, d in (("", dirs), ("_random_control", ctrl)):
             imgs = traversal_images(model, base[0], d, alphas, space, _latent_std(model, space, d, seed))
-            out.image(f"{method}{tag}", figures.image_grid(imgs, nrow=steps), caption=f"{method}{tag} in {space}: rows = directions, columns = {alphas.tolist()} std")
+            out.image(
+                f"{method}{tag}",
+                figures.image_grid(imgs, nrow=steps),
+                caption=f"{method}{tag} in {space}: rows = directions, columns = {alphas.tolist()} std",
+            )
             effects[tag or "discovered"] = step_changes(imgs, steps).sum(1)  # total |change| along each row
         info["effect"] = effects["discovered"].tolist()
         info["random_effect"] = effects["_random_control"].tolist()
-        info["effect_ratio_vs_random"] = (effects["discovered"].mean() / effects["_random_control"].mean().clamp_min(1e-12)).item()
-        out.table(f"{method}_directions", ["direction", "effect", "random_effect"], [[i, e, r] for i, (e, r) in enumerate(zip(info["effect"], info["random_effect"]))])
+        info["effect_ratio_vs_random"] = (
+            effects["discovered"].mean() / effects["_random_control"].mean().clamp_min(1e-12)
+        ).item()
+        out.table(
+            f"{method}_directions",
+            ["direction", "effect", "random_effect"],
+            [[i, e, r] for i, (e, r) in enumerate(zip(info["effect"], info["random_effect"]))],
+        )
         summary[method] = info
     out.json("summary", summary)
     return summary

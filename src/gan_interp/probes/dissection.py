@@ -55,7 +55,10 @@ def dissection_probe(
         seg.to(model.device)
     result = dissect(model, seg, layer, n_samples=n_samples, batch_size=batch_size, quantile=quantile, seed=seed)
     payload = result.to_json(interpretable_iou)
-    payload["segmenter"] = {"type": type(seg).__name__, **{k: v for k, v in getattr(seg, "metrics", {}).items() if k != "settings"}}
+    payload["segmenter"] = {
+        "type": type(seg).__name__,
+        **{k: v for k, v in getattr(seg, "metrics", {}).items() if k != "settings"},
+    }
     out.json("dissection", payload)
     out.image("summary", figures.summary_chart(result, interpretable_iou), caption=f"dissection of {result.layer}")
 
@@ -77,8 +80,17 @@ def dissection_probe(
         rows: list[dict] = []
         for concept in concepts:
             for mode in ("ablate", "insert"):
-                rows += ace_curve(model, result, seg, concept, [n for n in ace_units if n <= result.n_units], mode,
-                                  n_samples=ace_samples, batch_size=batch_size, seed=seed + 1)
+                rows += ace_curve(
+                    model,
+                    result,
+                    seg,
+                    concept,
+                    [n for n in ace_units if n <= result.n_units],
+                    mode,
+                    n_samples=ace_samples,
+                    batch_size=batch_size,
+                    seed=seed + 1,
+                )
         out.json("ace", rows)
         if rows:
             out.image("ace", figures.ace_chart(rows), caption="average causal effect")
@@ -87,7 +99,9 @@ def dissection_probe(
         order, corr = rank_artifact_units(model, result.layer, artifact_samples, batch_size, seed=seed + 2)
         units = order[:artifact_units]
         real = datamodule.images("val", artifact_samples) if datamodule is not None else None
-        art = ablate_artifact_units(model, result.layer, units, real, n_samples=artifact_samples, batch_size=batch_size, seed=seed + 3)
+        art = ablate_artifact_units(
+            model, result.layer, units, real, n_samples=artifact_samples, batch_size=batch_size, seed=seed + 3
+        )
         art.update(units=units.tolist(), correlation=corr[units].tolist())
         out.json("artifacts", art)
         summary["artifacts"] = {k2: v for k2, v in art.items() if k2 not in ("units", "correlation")}

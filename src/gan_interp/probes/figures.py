@@ -7,7 +7,7 @@ come from matplotlib; labelled plots are drawn on an Agg canvas (no pyplot state
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -109,7 +109,15 @@ def matrix_figure(
         for i in range(r):
             for j in range(c):
                 if np.isfinite(m[i, j]):
-                    ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=6, color="w" if m[i, j] < 0.6 else "k")
+                    ax.text(
+                        j,
+                        i,
+                        f"{m[i, j]:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="w" if m[i, j] < 0.6 else "k",
+                    )
     if title:
         ax.set_title(title, fontsize=8)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
@@ -153,7 +161,14 @@ def captum_overlay_figure(image01: Tensor, attribution: Tensor, title: str = "")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     viz.visualize_image_attr(
-        attr, img, method="blended_heat_map", sign="absolute_value", plt_fig_axis=(fig, ax),
-        use_pyplot=False, show_colorbar=True, title=title, alpha_overlay=0.5,
+        attr,
+        img,
+        method="blended_heat_map",
+        sign="absolute_value",
+        plt_fig_axis=(fig, ax),
+        use_pyplot=False,
+        show_colorbar=True,
+        title=title,
+        alpha_overlay=0.5,
     )
     return figure_to_tensor(fig)

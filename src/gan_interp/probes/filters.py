@@ -34,7 +34,9 @@ def filter_stats(weight: Tensor) -> dict[str, list[float]]:
     stats = {"norm": w.flatten(1).norm(dim=1).tolist()}
     if w.shape[1] == 3:
         neutral = w.mean(1, keepdim=True).expand_as(w)
-        stats["neutral_share"] = (neutral.flatten(1).pow(2).sum(1) / w.flatten(1).pow(2).sum(1).clamp_min(1e-12)).tolist()
+        stats["neutral_share"] = (
+            neutral.flatten(1).pow(2).sum(1) / w.flatten(1).pow(2).sum(1).clamp_min(1e-12)
+        ).tolist()
     return stats
 
 
@@ -47,7 +49,11 @@ def filters_probe(
     """Grid of D's first-layer filters plus per-filter norms / colour-neutral share."""
     conv, out = ctx.model.discriminator_input_conv(), ctx.out
     tiles = figures.upscale(filter_images(conv.weight, max_filters), tile)
-    out.image("first_layer", figures.image_grid(tiles, nrow=8, unit=True, pad_value=0.5), caption=f"D first conv {tuple(conv.weight.shape)}")
+    out.image(
+        "first_layer",
+        figures.image_grid(tiles, nrow=8, unit=True, pad_value=0.5),
+        caption=f"D first conv {tuple(conv.weight.shape)}",
+    )
     stats = filter_stats(conv.weight)
     summary = {"weight_shape": list(conv.weight.shape), "mean_norm": float(torch.tensor(stats["norm"]).mean())}
     if "neutral_share" in stats:

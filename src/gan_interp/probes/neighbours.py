@@ -12,14 +12,14 @@ real images. ``gen_over_val`` well below 1 hints at memorised training images.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 from torch import Tensor
 
+from gan_interp.capture import last_feature_layer, run_capturing
 from gan_interp.probes import figures
 from gan_interp.probes.activations import pooled
-from gan_interp.capture import last_feature_layer, run_capturing
 from gan_interp.probes.context import ProbeContext
 from gan_interp.probes.latents import fixed_z
 from gan_interp.probes.registry import register_probe
@@ -31,7 +31,9 @@ def chunks_of(refs: Tensor, chunk_size: int) -> Iterator[Tensor]:
         yield refs[i : i + chunk_size]
 
 
-def nearest_neighbours(queries: Tensor, refs: Tensor | Iterable[Tensor], k: int = 1, chunk_size: int = 512) -> tuple[Tensor, Tensor]:
+def nearest_neighbours(
+    queries: Tensor, refs: Tensor | Iterable[Tensor], k: int = 1, chunk_size: int = 512
+) -> tuple[Tensor, Tensor]:
     """``(distances [q, k], indices [q, k])`` of the ``k`` nearest rows of ``refs`` (L2), chunked.
 
     ``refs`` is a tensor ``[m, ...]`` or an iterable of consecutive chunks (rows are flattened).
@@ -60,7 +62,9 @@ def medoid(x: Tensor, chunk_size: int = 256) -> int:
     return int(sums.argmin())
 
 
-def _train_chunks(datamodule, n_refs: int, chunk_size: int, transform: Callable[[Tensor], Tensor] | None) -> Iterator[Tensor]:
+def _train_chunks(
+    datamodule, n_refs: int, chunk_size: int, transform: Callable[[Tensor], Tensor] | None
+) -> Iterator[Tensor]:
     ds = datamodule.dataset("train")
     for s in range(0, n_refs, chunk_size):
         imgs = ds.__getitems__(list(range(s, min(s + chunk_size, n_refs))))["image"]
@@ -68,11 +72,14 @@ def _train_chunks(datamodule, n_refs: int, chunk_size: int, transform: Callable[
 
 
 def feature_fn(model, layer: str | None, pool: int = 4) -> tuple[str, Callable[[Tensor], Tensor]]:
-    """Discriminator features: the output of ``layer`` (default the last D feature map), pooled to ``pool`` x ``pool``."""
+    """Discriminator features: the output of ``layer`` (default the last D feature map), pooled to ``pool`` x
+    ``pool``."""
     layers = model.discriminator_layers()
     name = layer or last_feature_layer(model)
     if name not in layers:
-        raise ValueError(f"neighbours feature_layer {name!r} is not a discriminator layer; choose from {', '.join(layers)}")
+        raise ValueError(
+            f"neighbours feature_layer {name!r} is not a discriminator layer; choose from {', '.join(layers)}"
+        )
 
     def features(x: Tensor) -> Tensor:
         with torch.no_grad():
@@ -112,13 +119,23 @@ def neighbours_probe(
         kk = idx.shape[1]
         neigh = ds.__getitems__(idx.flatten().tolist())["image"].reshape(n, kk, *fake.shape[1:])
         rows = torch.cat([fake.unsqueeze(1), neigh], 1).flatten(0, 1)
-        out.image(space, figures.image_grid(rows, nrow=kk + 1), caption=f"{label}: generated | {kk} nearest training images")
-        info = {"distances": dist.tolist(), "train_rows": ds.indices[idx.numpy()].tolist(), "mean_nn_distance": dist[:, 0].mean().item()}
+        out.image(
+            space, figures.image_grid(rows, nrow=kk + 1), caption=f"{label}: generated | {kk} nearest training images"
+        )
+        info = {
+            "distances": dist.tolist(),
+            "train_rows": ds.indices[idx.numpy()].tolist(),
+            "mean_nn_distance": dist[:, 0].mean().item(),
+        }
         if base_q.numel():
             bd, _ = nearest_neighbours(base_q, _train_chunks(datamodule, n_refs, chunk_size, transform), 1, chunk_size)
             info["val_mean_nn_distance"] = bd[:, 0].mean().item()
             info["gen_over_val"] = info["mean_nn_distance"] / max(info["val_mean_nn_distance"], 1e-12)
-        out.table(f"{space}_distances", ["query", "rank", "train_row", "distance"], [[i, r, info["train_rows"][i][r], info["distances"][i][r]] for i in range(n) for r in range(kk)])
+        out.table(
+            f"{space}_distances",
+            ["query", "rank", "train_row", "distance"],
+            [[i, r, info["train_rows"][i][r], info["distances"][i][r]] for i in range(n) for r in range(kk)],
+        )
         summary[space] = info
     out.json("summary", summary)
     return summary

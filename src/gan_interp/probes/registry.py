@@ -21,8 +21,9 @@ other lookup: a probe in another module registers when that module is imported.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from gan_interp.errors import ConfigError
 from gan_interp.models.base import has_style_space

@@ -26,8 +26,9 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,8 +36,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from gan_interp.errors import ConfigError, GanInterpError
-from gan_interp.probes.context import ProbeContext
 from gan_interp.io import jsonable, write_json
+from gan_interp.probes.context import ProbeContext
 from gan_interp.probes.registry import RUNNER_KEYS, check_probe_kwargs, get_probe
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,9 @@ def cpu_threads(model: nn.Module, num_threads: int | None) -> Iterator[None]:
 def forked_rng(model: nn.Module) -> Iterator[None]:
     """Save and restore torch (CPU + the model's CUDA device), numpy and ``random`` states."""
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    devices = (
+        [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    )
     np_state, py_state = np.random.get_state(), random.getstate()
     with torch.random.fork_rng(devices=devices):
         try:

@@ -14,7 +14,7 @@ concept's area share (a ratio > 1 means the critic looks at that concept more th
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from captum.attr import NoiseTunnel, Saliency
@@ -55,7 +55,8 @@ def saliency_maps(attr: Tensor) -> Tensor:
 
 
 def concept_shares(maps: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
-    """Share of saliency mass and of area per concept: ``maps [n,H,W]``, ``masks bool [n,K,H,W]`` -> ``[K]``, ``[K]``."""
+    """Share of saliency mass and of area per concept: ``maps [n,H,W]``, ``masks bool [n,K,H,W]`` -> ``[K]``,
+    ``[K]``."""
     m = masks.float()
     mass = (maps.unsqueeze(1) * m).sum((0, 2, 3)) / maps.sum().clamp_min(1e-12)
     area = m.sum((0, 2, 3)) / (m.shape[0] * m.shape[2] * m.shape[3])
@@ -114,7 +115,10 @@ def saliency_probe(
             if kind == "real" and real_masks is not None:
                 mass, area = concept_shares(maps, real_masks)
                 names = list(datamodule.concept_names)
-                rows = [[c, mass[i].item(), area[i].item(), (mass[i] / area[i].clamp_min(1e-12)).item()] for i, c in enumerate(names)]
+                rows = [
+                    [c, mass[i].item(), area[i].item(), (mass[i] / area[i].clamp_min(1e-12)).item()]
+                    for i, c in enumerate(names)
+                ]
                 out.table("real_concept_share", ["concept", "saliency_share", "area_share", "ratio"], rows)
                 summary["real"]["concept_ratio"] = {r[0]: r[3] for r in rows}
     out.json("summary", summary)

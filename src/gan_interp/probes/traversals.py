@@ -32,7 +32,9 @@ def traverse_dim(z0: Tensor, dim: int, values: Tensor) -> Tensor:
     return z
 
 
-def freeze_and_resample(z0: Tensor, dim: int, n: int, generator: torch.Generator | None = None, value: float | None = None) -> Tensor:
+def freeze_and_resample(
+    z0: Tensor, dim: int, n: int, generator: torch.Generator | None = None, value: float | None = None
+) -> Tensor:
     """``[n, d]`` standard-normal latents with coordinate ``dim`` frozen at ``value`` (default ``z0[dim]``)."""
     z = torch.randn(n, z0.numel(), generator=generator).to(z0)
     z[:, dim] = z0.reshape(-1)[dim] if value is None else value
@@ -113,29 +115,44 @@ def traversals_probe(
     if chosen:
         zs = torch.cat([traverse_dim(z[0], d, values) for d in chosen])
         imgs = model.generate(zs)
-        out.image("z_dims", figures.image_grid(imgs, nrow=steps), caption=f"rows: z dims {chosen}; columns: {values.tolist()}")
+        out.image(
+            "z_dims", figures.image_grid(imgs, nrow=steps), caption=f"rows: z dims {chosen}; columns: {values.tolist()}"
+        )
         change = step_changes(imgs, steps).mean(1)
         summary["z_dim_change"] = {str(d): c.item() for d, c in zip(chosen, change)}
 
     t = torch.linspace(0, 1, steps)
     rows, smooth = [], {}
     for p in range(n_pairs):
-        for mode, fn in (("lerp", lerp), ("slerp", slerp)):
+        for fn in (lerp, slerp):  # rows: pair p lerp, pair p slerp
             rows.append(fn(z[2 * p], z[2 * p + 1], t))
     if rows:
         imgs = model.generate(torch.cat(rows))
-        out.image("interpolations", figures.image_grid(imgs, nrow=steps), caption="rows: pair0 lerp, pair0 slerp, pair1 lerp, ...")
+        out.image(
+            "interpolations",
+            figures.image_grid(imgs, nrow=steps),
+            caption="rows: pair0 lerp, pair0 slerp, pair1 lerp, ...",
+        )
         ch = step_changes(imgs, steps)
         for r in range(ch.shape[0]):
-            smooth[f"pair{r // 2}_{'lerp' if r % 2 == 0 else 'slerp'}"] = (ch[r].max() / ch[r].mean().clamp_min(1e-12)).item()
+            smooth[f"pair{r // 2}_{'lerp' if r % 2 == 0 else 'slerp'}"] = (
+                ch[r].max() / ch[r].mean().clamp_min(1e-12)
+            ).item()
         summary["interpolation_max_over_mean_step"] = smooth
 
     g = seeded(seed + 11)
     frozen = chosen[:freeze_dims]
     if frozen:
-        zs = torch.cat([freeze_and_resample(z[0], d, n_resample, g) for d in frozen] + [torch.randn(n_resample, model.latent_dim, generator=g).to(z)])
+        zs = torch.cat(
+            [freeze_and_resample(z[0], d, n_resample, g) for d in frozen]
+            + [torch.randn(n_resample, model.latent_dim, generator=g).to(z)]
+        )
         imgs = model.generate(zs)
-        out.image("freeze_resample", figures.image_grid(imgs, nrow=n_resample), caption=f"rows: dims {frozen} frozen at z0's value, others resampled; last row: nothing frozen")
+        out.image(
+            "freeze_resample",
+            figures.image_grid(imgs, nrow=n_resample),
+            caption=f"rows: dims {frozen} frozen at z0's value, others resampled; last row: nothing frozen",
+        )
         groups = imgs.reshape(len(frozen) + 1, n_resample, *imgs.shape[1:])
         base = diversity(groups[-1])
         summary["freeze_diversity"] = {str(d): diversity(groups[i]) for i, d in enumerate(frozen)} | {"none": base}
@@ -151,7 +168,9 @@ def traversals_probe(
         n_layers = model.n_ws
         mixes = torch.cat([per_layer_mix(w[0], w[1], n_layers, layer, t) for layer in range(n_layers)])
         imgs = model.synthesize(mixes)
-        out.image("w_per_layer", figures.image_grid(imgs, nrow=steps), caption="row l: only layer l moves from w0 to w1")
+        out.image(
+            "w_per_layer", figures.image_grid(imgs, nrow=steps), caption="row l: only layer l moves from w0 to w1"
+        )
         summary["w_per_layer_change"] = step_changes(imgs, steps).mean(1).tolist()
         summary["num_ws"] = n_layers
     out.json("summary", summary)

@@ -18,8 +18,9 @@ import io
 import logging
 import math
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from gan_interp.report.run_data import RunData, collect_run, find_runs
 from gan_interp.report.tables import fmt as fmt_number
@@ -28,8 +29,17 @@ log = logging.getLogger(__name__)
 
 # metrics shown first in tables / comparison curves, with the better direction
 KEY_METRICS: dict[str, str] = {
-    "fid": "min", "kid_mean": "min", "is_mean": "max", "mmd2": "min", "mmd_p_value": "", "c2st_accuracy": "half",
-    "c2st_p_value": "", "nn_ratio": "", "nn_copy_fraction": "min", "quality_laplacian_var_ratio": "", "quality_noise_ratio": "",
+    "fid": "min",
+    "kid_mean": "min",
+    "is_mean": "max",
+    "mmd2": "min",
+    "mmd_p_value": "",
+    "c2st_accuracy": "half",
+    "c2st_p_value": "",
+    "nn_ratio": "",
+    "nn_copy_fraction": "min",
+    "quality_laplacian_var_ratio": "",
+    "quality_noise_ratio": "",
     "quality_tv_ratio": "",
 }
 MAX_CURVE_PANELS = 12
@@ -43,17 +53,22 @@ img{max-width:100%;image-rendering:pixelated}.thumb{max-width:96px}img.big{width
 .gallery{display:flex;flex-wrap:wrap;gap:12px}.gallery figure{margin:0}.gallery figcaption{font-size:12px;color:#555}
 .slider .frame{display:none}.slider .frame.on{display:block}.slider input{width:320px;vertical-align:middle}
 .tabs button{border:1px solid #bbb;background:#f6f6f6;padding:4px 10px;cursor:pointer;margin-right:2px}
-.tabs button.on{background:#fff;border-bottom-color:#fff;font-weight:bold}.tab{display:none;border-top:1px solid #bbb;padding-top:8px}
+.tabs button.on{background:#fff;border-bottom-color:#fff;font-weight:bold}
+.tab{display:none;border-top:1px solid #bbb;padding-top:8px}
 .tab.on{display:block}pre{background:#f7f7f7;padding:8px;font-size:12px;overflow:auto;max-height:480px}
-.note{color:#666;font-size:13px}.scroll{overflow-x:auto}.fail{color:#a00;font-weight:bold}#imgstatus{color:#666;font-size:12px}
+.note{color:#666;font-size:13px}.scroll{overflow-x:auto}.fail{color:#a00;font-weight:bold}
+#imgstatus{color:#666;font-size:12px}
 """
 
 JS = """
-function slide(el){var f=el.closest('.slider').querySelectorAll('.frame');f.forEach(function(x,i){x.classList.toggle('on',i==el.value)});
+function slide(el){var f=el.closest('.slider').querySelectorAll('.frame');
+ f.forEach(function(x,i){x.classList.toggle('on',i==el.value)});
  el.parentNode.querySelector('.lab').textContent=f[el.value].dataset.label;}
-function tab(btn,id){var box=btn.closest('.tabbox');box.querySelectorAll(':scope>.tabs>button').forEach(function(b){b.classList.toggle('on',b==btn)});
+function tab(btn,id){var box=btn.closest('.tabbox');
+ box.querySelectorAll(':scope>.tabs>button').forEach(function(b){b.classList.toggle('on',b==btn)});
  box.querySelectorAll(':scope>.tab').forEach(function(t){t.classList.toggle('on',t.id==id)});}
-window.addEventListener('load',function(){var imgs=document.images,ok=0;for(var i=0;i<imgs.length;i++){if(imgs[i].complete&&imgs[i].naturalWidth>0)ok++;}
+window.addEventListener('load',function(){var imgs=document.images,ok=0;
+ for(var i=0;i<imgs.length;i++){if(imgs[i].complete&&imgs[i].naturalWidth>0)ok++;}
  document.body.setAttribute('data-images-total',imgs.length);document.body.setAttribute('data-images-loaded',ok);
  var s=document.getElementById('imgstatus');if(s)s.textContent=ok+' of '+imgs.length+' images loaded';});
 """
@@ -112,13 +127,15 @@ def plot_panels(series: dict[str, dict[str, list[tuple[float, float]]]], xlabel:
     for ax, key in zip(axes.flat, keys):
         for run, pts in series[key].items():
             pts = sorted(pts)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o" if len(pts) < 30 else None, ms=3, lw=1.2, label=run)
+            ax.plot(
+                [p[0] for p in pts], [p[1] for p in pts], marker="o" if len(pts) < 30 else None, ms=3, lw=1.2, label=run
+            )
         ax.set_title(key, fontsize=9)
         ax.set_xlabel(xlabel, fontsize=8)
         ax.tick_params(labelsize=7)
         if len(series[key]) > 1:
             ax.legend(fontsize=6)
-    for ax in list(axes.flat)[len(keys):]:
+    for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
     fig.tight_layout()
     return _figure_png(fig)
@@ -151,8 +168,10 @@ def slider(frames: list[tuple[str, str]], ids: _Ids) -> str:
     if not frames:
         return ""
     last = len(frames) - 1
-    parts = [f'<div class="slider" id="{ids("s")}"><div><input type="range" min="0" max="{last}" value="{last}" '
-             f'oninput="slide(this)"> <span class="lab">{esc(frames[-1][0])}</span></div>']
+    parts = [
+        f'<div class="slider" id="{ids("s")}"><div><input type="range" min="0" max="{last}" value="{last}" '
+        f'oninput="slide(this)"> <span class="lab">{esc(frames[-1][0])}</span></div>'
+    ]
     for i, (label, body) in enumerate(frames):
         parts.append(f'<div class="frame{" on" if i == last else ""}" data-label="{esc(label)}">{body}</div>')
     parts.append("</div>")
@@ -163,9 +182,14 @@ def tabs(items: list[tuple[str, str]], ids: _Ids) -> str:
     if not items:
         return ""
     names = [ids("t") for _ in items]
-    buttons = "".join(f'<button class="{"on" if i == 0 else ""}" onclick="tab(this,\'{n}\')">{esc(label)}</button>'
-                      for i, ((label, _), n) in enumerate(zip(items, names)))
-    panes = "".join(f'<div class="tab{" on" if i == 0 else ""}" id="{n}">{body}</div>' for i, ((_, body), n) in enumerate(zip(items, names)))
+    buttons = "".join(
+        f'<button class="{"on" if i == 0 else ""}" onclick="tab(this,\'{n}\')">{esc(label)}</button>'
+        for i, ((label, _), n) in enumerate(zip(items, names))
+    )
+    panes = "".join(
+        f'<div class="tab{" on" if i == 0 else ""}" id="{n}">{body}</div>'
+        for i, ((_, body), n) in enumerate(zip(items, names))
+    )
     return f'<div class="tabbox"><div class="tabs">{buttons}</div>{panes}</div>'
 
 
@@ -187,12 +211,18 @@ def run_section(run: RunData, ids: _Ids, max_images: int = 16) -> str:
     out.append(kv_table(head))
     final = run.final_metrics()
     if final:
-        out.append("<h3>Evaluation metrics (latest)</h3>" + kv_table({k: final[k] for k in metric_keys([run]) + sorted(final) if k in final}))
+        out.append(
+            "<h3>Evaluation metrics (latest)</h3>"
+            + kv_table({k: final[k] for k in metric_keys([run]) + sorted(final) if k in final})
+        )
         info = run.metric_info
         if info.get("features_description"):
             out.append(f"<p class='note'>Features: {esc(info['features_description'])}</p>")
         if info.get("n_fake"):
-            out.append(f"<p class='note'>n = {esc(info.get('n_fake'))} generated vs {esc(info.get('n_real'))} real ({esc(info.get('real_split'))} split)</p>")
+            out.append(
+                f"<p class='note'>n = {esc(info.get('n_fake'))} generated vs {esc(info.get('n_real'))} real "
+                f"({esc(info.get('real_split'))} split)</p>"
+            )
     if run.checkpoint_metrics:
         out.append("<h3>Metrics of checkpoints (probe CLI)</h3>")
         for name, values in run.checkpoint_metrics.items():
@@ -200,22 +230,32 @@ def run_section(run: RunData, ids: _Ids, max_images: int = 16) -> str:
     curves = loss_series(run)
     if curves:
         png = plot_panels({k: {run.name: v} for k, v in curves.items()}, "step")
-        out.append(f"<h3>Training curves <span class='note'>({esc(run.curve_source)})</span></h3>" + img_tag(png, "training curves"))
+        out.append(
+            f"<h3>Training curves <span class='note'>({esc(run.curve_source)})</span></h3>"
+            + img_tag(png, "training curves")
+        )
     keys = metric_keys([run])
     if len(run.metric_history) >= 1 and keys:
         series = {k: {run.name: [(e, v[k]) for e, v in run.metric_history.items() if k in v]} for k in keys}
         out.append("<h3>Metric curves</h3>" + img_tag(plot_panels(series, "epoch"), "metric curves"))
     if run.samples:
-        out.append("<h3>Samples (fixed latents)</h3>" + slider([(lab, img_tag(p, lab, "big")) for lab, p in run.samples], ids))
+        out.append(
+            "<h3>Samples (fixed latents)</h3>" + slider([(lab, img_tag(p, lab, "big")) for lab, p in run.samples], ids)
+        )
     if run.nn_galleries:
-        out.append("<h3>Memorisation: closest fakes (top) and their nearest training images (bottom)</h3>"
-                   + slider([(lab, img_tag(p, lab, "big")) for lab, p in run.nn_galleries], ids))
+        out.append(
+            "<h3>Memorisation: closest fakes (top) and their nearest training images (bottom)</h3>"
+            + slider([(lab, img_tag(p, lab, "big")) for lab, p in run.nn_galleries], ids)
+        )
     if run.probes:
         items = []
         for probe, per_label in run.probes.items():
             frames = []
             for label, entry in per_label.items():
-                figs = "".join(f"<figure>{img_tag(p, p.stem)}<figcaption>{esc(p.stem)}</figcaption></figure>" for p in entry["images"][:max_images])
+                figs = "".join(
+                    f"<figure>{img_tag(p, p.stem)}<figcaption>{esc(p.stem)}</figcaption></figure>"
+                    for p in entry["images"][:max_images]
+                )
                 frames.append((label, f"<div class='gallery'>{figs}</div>{kv_table(entry['summary'])}"))
             items.append((probe, slider(frames, ids)))
         out.append("<h3>Probes (slider: epoch)</h3>" + tabs(items, ids))
@@ -239,6 +279,7 @@ def comparison_section(runs: list[RunData], ids: _Ids) -> str:
             best[k] = max(vals)
         elif vals and rule == "half":
             best[k] = min(vals, key=lambda v: abs(v - 0.5))
+
     def row(label: str, cells: list[str]) -> str:
         return f"<tr><th class='l'>{esc(label)}</th>{''.join(cells)}</tr>"
 
@@ -251,13 +292,37 @@ def comparison_section(runs: list[RunData], ids: _Ids) -> str:
         row("status", [f"<td>{'<span class=fail>failed</span>' if r.failure else 'ok'}</td>" for r in runs]),
     ]
     for k in keys:
-        rows.append(row(k, [f"<td class='{'best' if k in best and f.get(k) == best[k] else ''}'>{fmt(f[k]) if k in f else ''}</td>" for f in finals]))
-    rows.append(row("last samples", [f"<td>{img_tag(r.samples[-1][1], r.name, 'thumb') if r.samples else ''}</td>" for r in runs]))
+        rows.append(
+            row(
+                k,
+                [
+                    "<td "
+                    f"class='{'best' if k in best and f.get(k) == best[k] else ''}'>{fmt(f[k]) if k in f else ''}</td>"
+                    for f in finals
+                ],
+            )
+        )
+    rows.append(
+        row(
+            "last samples",
+            [f"<td>{img_tag(r.samples[-1][1], r.name, 'thumb') if r.samples else ''}</td>" for r in runs],
+        )
+    )
     table = f"<div class='scroll'><table class='cmp'>{''.join(rows)}</table></div>"
-    note = "<p class='note'>Bold: best per row (lowest FID/KID/MMD/copy fraction, highest IS, C2ST accuracy closest to 0.5).</p>"
-    series = {k: {r.name: [(e, v[k]) for e, v in r.metric_history.items() if k in v] for r in runs if r.metric_history} for k in metric_keys(runs)}
+    note = (
+        "<p class='note'>Bold: best per row (lowest FID/KID/MMD/copy fraction, highest IS, "
+        "C2ST accuracy closest to 0.5).</p>"
+    )
+    series = {
+        k: {r.name: [(e, v[k]) for e, v in r.metric_history.items() if k in v] for r in runs if r.metric_history}
+        for k in metric_keys(runs)
+    }
     series = {k: {n: p for n, p in s.items() if p} for k, s in series.items() if any(s.values())}
-    curves = ("<h3>Metric curves, all runs</h3>" + img_tag(plot_panels(series, "epoch"), "metric curves of all runs")) if series else ""
+    curves = (
+        ("<h3>Metric curves, all runs</h3>" + img_tag(plot_panels(series, "epoch"), "metric curves of all runs"))
+        if series
+        else ""
+    )
     return table + note + curves
 
 
@@ -268,20 +333,31 @@ def build_report(root: str | Path, title: str | None = None, max_images: int = 1
     if not paths:
         from gan_interp.errors import ConfigError
 
-        raise ConfigError(f"{root} is not a run or multirun directory (no .hydra/config.yaml, metrics.json, samples/ or checkpoints/ found)")
+        raise ConfigError(
+            f"{root} is not a run or multirun directory (no .hydra/config.yaml, metrics.json, samples/ or "
+            "checkpoints/ found)"
+        )
     runs = [collect_run(p) for p in paths]
     ids = _Ids()
-    title = title or (f"gan-interp run {runs[0].name}" if len(runs) == 1 else f"gan-interp sweep {root.name} ({len(runs)} runs)")
+    title = title or (
+        f"gan-interp run {runs[0].name}" if len(runs) == 1 else f"gan-interp sweep {root.name} ({len(runs)} runs)"
+    )
     body = [f"<h1>{esc(title)}</h1><p id='imgstatus'></p>"]
     if len(runs) == 1:
         body.append(run_section(runs[0], ids, max_images))
     else:
         body.append("<h2>Architecture comparison</h2>" + comparison_section(runs, ids))
         for r in runs:
-            body.append(f"<h2 id='{esc(r.name)}'>{esc(r.name)} <span class='note'>{esc(r.model)} / {esc(r.data)} / seed {esc(r.seed)}</span></h2>")
-            body.append(f"<details{' open' if len(runs) <= 4 else ''}><summary>details</summary>{run_section(r, ids, max_images)}</details>")
-    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>"
-            f"<style>{CSS}</style><script>{JS}</script></head><body>{''.join(body)}</body></html>")
+            body.append(
+                f"<h2 id='{esc(r.name)}'>{esc(r.name)} <span class='note'>{esc(r.model)} / {esc(r.data)} / seed "
+                f"{esc(r.seed)}</span></h2>"
+            )
+            opened = " open" if len(runs) <= 4 else ""
+            body.append(f"<details{opened}><summary>details</summary>{run_section(r, ids, max_images)}</details>")
+    return (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>"
+        f"<style>{CSS}</style><script>{JS}</script></head><body>{''.join(body)}</body></html>"
+    )
 
 
 def write_report(root: str | Path, out: str | Path | None = None, **kwargs: Any) -> Path:
@@ -295,7 +371,9 @@ def write_report(root: str | Path, out: str | Path | None = None, **kwargs: Any)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gan_interp.report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dir", help="a run dir (outputs/train/runs/...) or a multirun dir (outputs/train/multiruns/...)")
+    parser.add_argument(
+        "run_dir", help="a run dir (outputs/train/runs/...) or a multirun dir (outputs/train/multiruns/...)"
+    )
     parser.add_argument("-o", "--out", default=None, help="output HTML file (default: <run_dir>/report.html)")
     parser.add_argument("--title", default=None)
     parser.add_argument("--max-images", type=int, default=16, help="images per probe and epoch")
@@ -312,4 +390,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(path)
     return 0
-

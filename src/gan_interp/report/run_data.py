@@ -43,7 +43,9 @@ class RunData:
     curve_source: str = ""  # 'csv' | 'wandb' | ''
     samples: list[tuple[str, Path]] = field(default_factory=list)  # (label, png)
     nn_galleries: list[tuple[str, Path]] = field(default_factory=list)
-    probes: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # probe -> label -> {"images", "summary"}
+    probes: dict[str, dict[str, dict[str, Any]]] = field(
+        default_factory=dict
+    )  # probe -> label -> {"images", "summary"}
     failure: dict[str, Any] | None = None
 
     def get(self, dotted: str, default: Any = None) -> Any:

@@ -15,8 +15,9 @@ import math
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -31,13 +32,27 @@ CONCEPTS = tuple(c for c in POSTER_CONCEPTS if c != "background")  # saliency co
 
 def launch_sweep(experiment: str, sweep_dir: Path, overrides: Sequence[str] = (), cwd: Path | None = None) -> None:
     """Run ``python -m gan_interp.train -m experiment=<experiment>`` into ``sweep_dir``; raise if it fails."""
-    group = [] if any(o.startswith("group=") for o in overrides) else [f"group={experiment}-{time.strftime('%Y%m%d-%H%M%S')}"]
-    cmd = [sys.executable, "-m", "gan_interp.train", "-m", f"experiment={experiment}",
-           f"hydra.sweep.dir={sweep_dir}", *group, *overrides]  # one W&B group per launch of the study
+    group = (
+        []
+        if any(o.startswith("group=") for o in overrides)
+        else [f"group={experiment}-{time.strftime('%Y%m%d-%H%M%S')}"]
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "gan_interp.train",
+        "-m",
+        f"experiment={experiment}",
+        f"hydra.sweep.dir={sweep_dir}",
+        *group,
+        *overrides,
+    ]  # one W&B group per launch of the study
     print("+", " ".join(cmd), flush=True)
     done = subprocess.run(cmd, cwd=cwd, check=False)  # W&B online/offline: gan_interp.logging_utils.wandb_mode
     if done.returncode != 0:
-        raise SystemExit(f"error: sweep {experiment} failed with exit code {done.returncode}; see the logs in {sweep_dir}")
+        raise SystemExit(
+            f"error: sweep {experiment} failed with exit code {done.returncode}; see the logs in {sweep_dir}"
+        )
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -94,7 +109,10 @@ def probe_summaries(run: RunData) -> dict[int, dict[str, dict[str, Any]]]:
 def write_results(here: Path, title: str, sections: Sequence[tuple[str, str]], data: dict[str, Any]) -> None:
     """``results.md`` (title + (caption, markdown) sections) and ``results.json`` next to a study script."""
     if data.get("failed_jobs"):
-        sections = [*sections, ("Failed jobs (see their failure.json):", "\n".join(f"* {f}" for f in data["failed_jobs"]))]
+        sections = [
+            *sections,
+            ("Failed jobs (see their failure.json):", "\n".join(f"* {f}" for f in data["failed_jobs"])),
+        ]
     text = [f"# {title}", ""]
     for caption, body in sections:
         text += [caption, "", body, ""]
@@ -102,12 +120,16 @@ def write_results(here: Path, title: str, sections: Sequence[tuple[str, str]], d
     write_json(data, here / "results.json")
 
 
-def finish_study(out: Path, sweep_dir: Path, title: str, sections: Sequence[tuple[str, str]], data: dict[str, Any]) -> None:
+def finish_study(
+    out: Path, sweep_dir: Path, title: str, sections: Sequence[tuple[str, str]], data: dict[str, Any]
+) -> None:
     """Write the results (:func:`write_results`) and the sweep's HTML review page; say where they are."""
     from gan_interp.report.page import write_report
 
     write_results(out, title, sections, data)
-    report = write_report(sweep_dir, out=sweep_dir / "report.html", title=f"{Path(sweep_dir).parent.parent.name}: {title}")
+    report = write_report(
+        sweep_dir, out=sweep_dir / "report.html", title=f"{Path(sweep_dir).parent.parent.name}: {title}"
+    )
     print(f"results: {out / 'results.md'}; review page: {report}", flush=True)
 
 
@@ -147,8 +169,13 @@ def probe_readings(summaries: dict[str, dict]) -> dict[str, float]:
     return out
 
 
-def study_main(name: str, here: Path, collect: Callable[[Path, Path], None], doc: str | None = None,
-               argv: Sequence[str] | None = None) -> None:
+def study_main(
+    name: str,
+    here: Path,
+    collect: Callable[[Path, Path], None],
+    doc: str | None = None,
+    argv: Sequence[str] | None = None,
+) -> None:
     """Command line of ``experiments/<name>/run.py``: run the sweep (unless ``--collect-only``), then ``collect``."""
     parser = argparse.ArgumentParser(description=(doc or name).split("\n\n")[0])
     parser.add_argument("--collect-only", action="store_true", help="skip training; read an existing sweep dir")
@@ -159,7 +186,9 @@ def study_main(name: str, here: Path, collect: Callable[[Path, Path], None], doc
     sweep_dir = args.sweep_dir.resolve()
     if not args.collect_only:
         if sweep_dir.exists() and any(sweep_dir.iterdir()):
-            raise SystemExit(f"error: --sweep-dir {sweep_dir} is not empty; delete it, pick another, or pass --collect-only")
+            raise SystemExit(
+                f"error: --sweep-dir {sweep_dir} is not empty; delete it, pick another, or pass --collect-only"
+            )
         started = time.perf_counter()
         launch_sweep(name, sweep_dir, args.overrides, cwd=here.parents[1])
         print(f"sweep took {time.perf_counter() - started:.0f} s", flush=True)

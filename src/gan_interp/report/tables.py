@@ -6,7 +6,8 @@ One formatter (:func:`fmt`) serves the study tables (``results.md``) and the HTM
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, NamedTuple, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
 
 
 class MeanSD(NamedTuple):
@@ -36,13 +37,13 @@ def fmt(value: Any, digits: int = 3, significant: bool = False) -> str:
         m, sd = value
         if math.isnan(m):
             return "n/a"
-        if m != 0 and (abs(m) >= 1e4 or abs(m) < 10 ** -digits):
+        if m != 0 and (abs(m) >= 1e4 or abs(m) < 10**-digits):
             return f"{m:.2e} ± {sd:.1e}"
         return f"{m:.{digits}f} ± {sd:.{digits}f}"
     if isinstance(value, float):
         if math.isnan(value):
             return "n/a"
-        if value != 0 and (abs(value) >= 1e4 or abs(value) < 10 ** -digits):
+        if value != 0 and (abs(value) >= 1e4 or abs(value) < 10**-digits):
             return f"{value:.2e}"
         return f"{value:.{digits}f}"
     return str(value)
