@@ -6,8 +6,9 @@ On a shared, oversubscribed CPU, torch's intra-op threads can slow tiny conv net
 fold; run with ``OMP_NUM_THREADS=1`` to compare like with like (the thread count is reported).
 Cases: MMD^2 + 200-permutation test on 768-d pooled pixels, C2ST (conv net on 32 px images
 and MLP on 64-d features), the quality measures streamed over 64 px images, the memorisation
-score, FID/KID/IS on 64-d features, and the whole ``evaluate()`` (metrics=all minus the
-Inception path) of a 64 px DCGAN against a 64 px fake data set.
+score, FID/KID/IS on 64-d features, SSIM on 32 px images (256 nearest-real queries per set,
+512 intra-set pairs), precision/recall/density/coverage on 64-d features, and the whole
+``evaluate()`` (metrics=all minus the Inception path) of a 64 px DCGAN against a 64 px fake data set.
 Targets (CPU): each metric < 120 s and < 1 GiB extra memory at 10k vs 10k; the full evaluation
 < 600 s. A dense 20k x 20k float64 kernel alone would need 3.2 GB, so the MMD row shows
 the chunking at work.
@@ -131,6 +132,22 @@ def _case(name: str, n: int) -> dict[str, Any]:
             fm.update_fake(fake[b0 : b0 + 256], logits[b0 : b0 + 256])
         res = fm.compute()
         detail = f"fid={res['fid']:.3g}"
+    elif name == "ssim_32px":
+        from gan_interp.metrics.ssim import ssim_scores
+
+        real, fake = (torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8) for _ in range(2))
+        base = sampler.start()
+        t0 = time.perf_counter()
+        res = ssim_scores(real, fake)
+        detail = f"nn_fake={res['nn_fake']:.3f} pairs_fake={res['pairs_fake']:.3f}"
+    elif name == "prdc_64":
+        from gan_interp.metrics.prdc import prdc
+
+        real, fake = torch.randn(n, 64, generator=g), torch.randn(n, 64, generator=g)
+        base = sampler.start()
+        t0 = time.perf_counter()
+        res = prdc(real, fake)
+        detail = " ".join(f"{k}={v:.3f}" for k, v in res.items()) + " (identical distributions)"
     elif name == "evaluate_all_dcgan64":
         from gan_interp.data import GANDataModule
         from gan_interp.data.sources import FakeSource
@@ -159,6 +176,8 @@ def _case(name: str, n: int) -> dict[str, Any]:
             "fid": {},
             "kid": {},
             "is": {},
+            "ssim": {},
+            "prdc": {},
         }
         res = evaluate(model, dm, MetricsSettings(metrics=cfg, n=n, features="domain", cache_dir=tmp, batch_size=128))
         detail = "; ".join(f"{k} {v:.1f}s" for k, v in res.info["seconds"].items() if k != "total")
@@ -190,6 +209,8 @@ def run(quick: bool = False) -> list[dict]:
         "quality_64px",
         "memorisation_768",
         "fid_kid_is_64",
+        "ssim_32px",
+        "prdc_64",
         "evaluate_all_dcgan64",
     ):
         r = _run_isolated(name, n)

@@ -14,7 +14,7 @@ from gan_interp.metrics.runner import evaluate
 from gan_interp.metrics.settings import MetricsSettings
 from gan_interp.models import DCGAN
 
-BUILTIN = ["quality", "mmd", "c2st", "fid", "kid", "is", "memorisation"]
+BUILTIN = ["quality", "mmd", "c2st", "fid", "kid", "is", "memorisation", "ssim", "prdc"]
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +73,11 @@ def test_builtin_metrics_run_in_a_fixed_order_and_declare_their_needs():
     mem = get_metric("memorisation")
     assert mem.needs_for(mem.check({})) == Needs(frozenset(), frozenset({"pixels"}), reference=True)
     assert mem.option_names() == ["space", "n_train", "quantile", "chunk"]  # own + forwarded to memorisation_score
+    both = {"ssim": "images", "prdc": "features"}  # two-sample: both streams
+    for name, rep in both.items():
+        assert get_metric(name).needs_for(get_metric(name).check({})) == Needs(frozenset({rep}), frozenset({rep}))
+    assert get_metric("ssim").option_names() == ["queries", "candidates", "pairs", "kernel_size", "sigma"]
+    assert get_metric("prdc").option_names() == ["k_precision_recall", "k_density_coverage", "chunk"]
 
 
 def test_only_the_needed_representations_are_collected(dm, toys):
@@ -131,8 +136,10 @@ def test_unknown_names_and_options_are_one_line_config_errors(toys):
 def test_config_errors_in_the_metrics_group_stay_one_line_through_hydra(make_cfg):
     from gan_interp.train import scheduled_callbacks
 
-    with pytest.raises(ConfigError, match="metrics.metrics.ssim is not a known metric"):
-        scheduled_callbacks(make_cfg(["probes=none", "+metrics.metrics.ssim={}"]))
+    with pytest.raises(ConfigError, match="metrics.metrics.lpips is not a known metric"):
+        scheduled_callbacks(make_cfg(["probes=none", "+metrics.metrics.lpips={}"]))
+    with pytest.raises(ConfigError, match="metrics.real_split='holdout' must be one of train, val, test"):
+        scheduled_callbacks(make_cfg(["probes=none", "metrics.real_split=holdout"]))
 
 
 @pytest.mark.parametrize("name", ["default", "all", "study"])
@@ -142,6 +149,20 @@ def test_metrics_configs_instantiate_the_settings(make_cfg, name):
     assert set(settings.metrics) <= set(BUILTIN) and settings.cache_dir and isinstance(settings.metrics["mmd"], dict)
     if name != "default":
         assert settings.n == 1024 and settings.domain == {"steps": 400, "dim": 64, "input_size": 32, "n_clusters": 10}
+    # seed 001: generated vs held-out real images; the committed studies stay on train until re-run (issue 12)
+    assert settings.real_split == ("train" if name == "study" else "test")
+    assert settings.heldout_splits == ("val", "test")  # memorisation's reference, as before
+
+
+def test_the_default_data_holds_enough_held_out_images_for_the_metric_presets(make_cfg):
+    from gan_interp.data.datamodule import make_split
+
+    for name in ("default", "all"):
+        cfg = make_cfg([f"metrics={name}"])
+        data = cfg.data
+        split = make_split(data.source.n, data.val_fraction, data.test_fraction, data.split_seed)
+        assert len(split[cfg.metrics.real_split]) >= cfg.metrics.n, name
+        assert len(split["train"]) > 1843  # more training posters than the old preset (2048, 5% val, 5% test)
 
 
 def test_fid_kid_is_as_three_metrics_equal_one_streaming_pass():
@@ -169,3 +190,19 @@ def test_fid_kid_is_as_three_metrics_equal_one_streaming_pass():
     torch.manual_seed(5)
     got = {**builtin.fid(ctx), **builtin.kid(ctx, subsets=4, subset_size=8), **builtin.inception_score(ctx, splits=2)}
     assert got == expected and list(got) == ["fid", "kid_mean", "kid_std", "is_mean", "is_std"]
+
+
+@pytest.mark.parametrize("experiment", ["arch_compare", "kgan_baselines", "probes_over_epochs"])
+def test_the_committed_studies_keep_their_data_and_reference(make_cfg, experiment):
+    cfg = make_cfg([f"experiment={experiment}"])
+    assert (cfg.data.source.n, cfg.data.val_fraction, cfg.data.test_fraction) == (2048, 0.05, 0.05)
+    assert cfg.metrics.real_split == "train"  # until they are re-run at the reference models' length
+
+
+def test_the_dissection_study_keeps_its_data():
+    from omegaconf import OmegaConf
+
+    from gan_interp.paths import config_dir
+
+    study = OmegaConf.load(config_dir().parent / "experiments" / "dissection" / "config.yaml")
+    assert {"data.source.n=2048", "data.test_fraction=0.05"} <= set(study.train_overrides)

@@ -86,6 +86,8 @@ def test_all_metrics_on_a_dcgan_with_domain_features(dm, tmp_path) -> None:
         "fid": {},
         "kid": {"subsets": 5},
         "is": {"splits": 2},
+        "ssim": {"queries": 16, "pairs": 16},
+        "prdc": {},
     }
     settings = MetricsSettings(
         metrics=metrics,
@@ -111,6 +113,14 @@ def test_all_metrics_on_a_dcgan_with_domain_features(dm, tmp_path) -> None:
         "quality_tv_fake",
         "quality_tv_real",
         "quality_noise_ratio",
+        "ssim_nn_fake",
+        "ssim_nn_real",
+        "ssim_pairs_fake",
+        "ssim_pairs_real",
+        "prdc_precision",
+        "prdc_recall",
+        "prdc_density",
+        "prdc_coverage",
     }
     assert expected <= set(res.values)
     assert all(v == v for k, v in res.values.items() if k != "quality_laplacian_var_ratio")  # finite (no NaN)
@@ -122,12 +132,55 @@ def test_all_metrics_on_a_dcgan_with_domain_features(dm, tmp_path) -> None:
     assert torch.equal(torch.get_rng_state(), rng)  # training's random stream untouched
 
 
+def test_the_held_out_reference_split_is_checked_and_recorded(dm, tmp_path, caplog) -> None:
+    held = GANDataModule(
+        FakeSource(n=200, seed=3),
+        resolution=16,
+        cache_dir=str(tmp_path),
+        batch_size=32,
+        val_fraction=0.1,
+        test_fraction=0.2,
+    )
+    model = ReplayGenerator(held.images("train"))  # replays training images: held-out ones are the same distribution
+    settings = MetricsSettings(metrics={"mmd": {"n_permutations": 50}, "prdc": {}}, n=64, real_split="test")
+    with caplog.at_level("WARNING", logger="gan_interp.metrics.runner"):
+        res = evaluate(model, held, settings)
+    assert (res.info["real_split"], res.info["n_real"], res.info["n_fake"]) == ("test", 40, 64)
+    [warning] = [r.getMessage() for r in caplog.records if "real images for n=64" in r.getMessage()]
+    assert "the 'test' split has 40 real images" in warning and "raise data.test_fraction" in warning
+    assert "\n" not in warning
+    assert res.values["mmd_p_value"] > 0.05 and res.values["prdc_precision"] > 0.5
+    with pytest.raises(ConfigError, match="metrics.real_split='test' has 0 images, .*; raise data.test_fraction"):
+        evaluate(model, dm, MetricsSettings(metrics={"mmd": {}}, n=8, real_split="test"))  # dm: test_fraction=0
+
+
+def test_ssim_and_prdc_are_skipped_where_they_cannot_run(tmp_path) -> None:
+    tiny = GANDataModule(
+        FakeSource(n=40, seed=3), resolution=8, cache_dir=str(tmp_path), val_fraction=0.0, test_fraction=0.0
+    )
+    settings = MetricsSettings(metrics={"ssim": {}, "prdc": {}}, n=5, features="pixels", pixel_size=4)
+    res = evaluate(ReplayGenerator(tiny.images("train")), tiny, settings)
+    assert res.values == {} and set(res.info["skipped"]) == {"ssim", "prdc"}
+    assert "8 px images are smaller than the SSIM window" in res.info["skipped"]["ssim"]
+    assert "k=5 nearest neighbours need more than 5" in res.info["skipped"]["prdc"]
+
+
 def test_metric_config_errors_are_one_line() -> None:
-    with pytest.raises(ConfigError, match="metrics.metrics.ssim is not a known metric"):
-        normalise_metrics_cfg({"ssim": {}})
+    with pytest.raises(ConfigError, match="metrics.metrics.lpips is not a known metric"):
+        normalise_metrics_cfg({"lpips": {}})
     with pytest.raises(ConfigError, match="space='images' must be one of pixels, features"):
         normalise_metrics_cfg({"mmd": {"space": "images"}})
-    assert set(normalise_metrics_cfg("all")) == {"mmd", "c2st", "quality", "memorisation", "fid", "kid", "is"}
+    assert set(normalise_metrics_cfg("all")) == {
+        "mmd",
+        "c2st",
+        "quality",
+        "memorisation",
+        "fid",
+        "kid",
+        "is",
+        "ssim",
+        "prdc",
+    }
     assert normalise_metrics_cfg("mmd,quality") == {"mmd": {"space": "pixels"}, "quality": {}}
     with pytest.raises(
         ConfigError, match="metrics.metrics.mmd.n_perms is not an option of metric mmd; options: space, "
@@ -137,6 +190,8 @@ def test_metric_config_errors_are_one_line() -> None:
         MetricsSettings(metrics={"mmd": {}}, n=2)
     with pytest.raises(ConfigError, match="metrics.features='incept' must be one of auto, inception, domain, pixels"):
         MetricsSettings(features="incept")
+    with pytest.raises(ConfigError, match="metrics.real_split='heldout' must be one of train, val, test"):
+        MetricsSettings(real_split="heldout")
 
 
 def test_metrics_callback_in_training_writes_json_logs_and_final_metrics(make_cfg) -> None:
@@ -162,6 +217,7 @@ def test_metrics_callback_in_training_writes_json_logs_and_final_metrics(make_cf
     assert first["source"] == "train_epoch_end" and last["source"] == "train_end" and last["epoch"] == 1
     assert {"mmd2", "mmd_p_value", "c2st_accuracy", "quality_noise_fake"} <= set(last["values"])
     assert last["info"]["n_fake"] == 24 and last["g_steps"] == 6
+    assert (last["info"]["real_split"], last["info"]["n_real"]) == ("test", 8)  # data=fake holds 8 test images
     assert final["metrics/mmd2"] == pytest.approx(last["values"]["mmd2"])  # also in <run>/metrics.json
     with (run / "csv" / "metrics.csv").open() as fh:
         rows = [r for r in csv.DictReader(fh) if r.get("metrics/mmd2")]

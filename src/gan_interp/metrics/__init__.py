@@ -5,6 +5,8 @@
 * :mod:`~gan_interp.metrics.quality` - sharpness (Laplacian variance), noise (Immerkaer), total variation;
 * :mod:`~gan_interp.metrics.memorisation` - nearest-neighbour memorisation score;
 * :mod:`~gan_interp.metrics.fid` - FID / KID / IS through torchmetrics on pluggable features;
+* :mod:`~gan_interp.metrics.ssim` - SSIM (torchmetrics) of fakes to their nearest real image, and within each set;
+* :mod:`~gan_interp.metrics.prdc` - precision / recall (k=3) and density / coverage (k=5) on the features;
 * :mod:`~gan_interp.metrics.features` - Inception (only from a local cache) / domain net / pixels;
 * :mod:`~gan_interp.metrics.registry` - ``@register_metric(name, needs=..., spaces=...)``: what each metric reads;
 * :mod:`~gan_interp.metrics.builtin` - the built-in metrics registered (adapters to the modules above);

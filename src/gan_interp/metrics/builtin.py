@@ -1,4 +1,5 @@
-"""The built-in metrics, registered in the order they run (quality, mmd, c2st, fid, kid, is, memorisation).
+"""The built-in metrics, registered in the order they run (quality, mmd, c2st, fid, kid, is, memorisation, ssim,
+prdc; the last two came later and run last, so adding them changes no other metric's random draws).
 
 Each is a thin adapter from the collected representations (:class:`MetricContext`) to the
 implementation in its own module; options are documented in :mod:`gan_interp.metrics.runner`.
@@ -19,8 +20,11 @@ from gan_interp.metrics.context import MetricContext
 from gan_interp.metrics.fid import FeatureMetrics
 from gan_interp.metrics.memorisation import memorisation_score, nearest_neighbours
 from gan_interp.metrics.mmd import mmd_test
+from gan_interp.metrics.prdc import K_DENSITY_COVERAGE, K_PRECISION_RECALL
+from gan_interp.metrics.prdc import prdc as prdc_scores
 from gan_interp.metrics.quality import quality_summary
 from gan_interp.metrics.registry import MetricSkipped, register_metric
+from gan_interp.metrics.ssim import WINDOW, ssim_scores
 
 FEATURE_METRICS_TIMING = "fid_kid_is"  # fid, kid and is share one entry of info["seconds"]
 
@@ -105,6 +109,29 @@ def memorisation(ctx: MetricContext, space: str, n_train: int = 10000, **options
     if ctx.gallery_path is not None:
         write_gallery(Path(ctx.gallery_path), ctx, fake_rep, train_rep, torch.cat(train_pos))
     return values
+
+
+@register_metric("ssim", needs=("images",), forwards=ssim_scores)
+def ssim(ctx: MetricContext, **options: Any) -> dict[str, float]:
+    """SSIM of fakes to their nearest real image vs real-to-real (``ssim_nn_*``); intra-set SSIM (``ssim_pairs_*``)."""
+    real, fake = ctx.real("images"), ctx.fake("images")
+    size = min(real.shape[-2:])
+    if size < int(options.get("kernel_size", WINDOW)):
+        raise MetricSkipped(f"{size} px images are smaller than the SSIM window (set metrics.metrics.ssim.kernel_size)")
+    return {f"ssim_{k}": v for k, v in ssim_scores(real, fake, seed=ctx.seed, **options).items()}
+
+
+@register_metric("prdc", needs=("features",), forwards=prdc_scores)
+def prdc(ctx: MetricContext, **options: Any) -> dict[str, float]:
+    """Precision / recall (k=3) and density / coverage (k=5) on the features (``prdc_*``)."""
+    real, fake = ctx.real("features"), ctx.fake("features")
+    k = max(
+        int(options.get("k_precision_recall", K_PRECISION_RECALL)),
+        int(options.get("k_density_coverage", K_DENSITY_COVERAGE)),
+    )
+    if min(len(real), len(fake)) <= k:
+        raise MetricSkipped(f"k={k} nearest neighbours need more than {k} real and fake images")
+    return {f"prdc_{key}": v for key, v in prdc_scores(real.to(ctx.device), fake.to(ctx.device), **options).items()}
 
 
 def write_gallery(

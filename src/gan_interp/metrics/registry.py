@@ -29,7 +29,10 @@ to; anything else is a one-line :class:`ConfigError`. A metric that cannot run o
 representations raises :class:`MetricSkipped` (recorded in the result's ``info["skipped"]``).
 
 Metrics run in registration order (the built-ins, :mod:`gan_interp.metrics.builtin`: quality,
-mmd, c2st, fid, kid, is, memorisation); their values keep that order too.
+mmd, c2st, fid, kid, is, memorisation, ssim, prdc); their values keep that order too. What each
+built-in reads and writes (its output keys) is listed in :mod:`gan_interp.metrics.runner`; e.g.
+``ssim`` needs ``images`` of both streams (``ssim_nn_fake ssim_nn_real ssim_pairs_fake ssim_pairs_real``),
+``prdc`` needs ``features`` of both (``prdc_precision prdc_recall prdc_density prdc_coverage``).
 """
 
 from __future__ import annotations

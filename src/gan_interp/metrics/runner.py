@@ -7,8 +7,15 @@ Real images (a seeded random subset of ``real_split``) and generated images (see
 flow through in batches of ``batch_size``; per batch we keep only the representations the
 selected metrics need (see :mod:`gan_interp.metrics.registry`): running quality sums and small
 representations (pooled pixels ``[n, C*p*p]``, features ``[n, d]``, logits, ``image_size`` px
-uint8 images for the image C2ST). Peak memory therefore grows with ``n`` times those small sizes,
-never with full images. Then each selected metric runs, in registry order.
+uint8 images for the image C2ST and SSIM). Peak memory therefore grows with ``n`` times those small
+sizes, never with full images. Then each selected metric runs, in registry order.
+
+The reference: the presets ``conf/metrics/default.yaml`` and ``all.yaml`` compare the fakes with
+held-out real images (``real_split: test``, as seed 001 plans: never trained on, not even by the
+domain feature net); ``study.yaml`` (the committed studies) still with the training images. A split
+with fewer than ``n`` images is compared at its size, with one warning line and ``info.n_real`` in
+the JSON; one with fewer than 4 is a :class:`ConfigError` (:func:`check_real_split`). Memorisation
+always reads the training split and the held-out splits itself.
 
 Metric names in ``settings.metrics`` (value = options, ``{}``/None for defaults):
 
@@ -20,12 +27,18 @@ Metric names in ``settings.metrics`` (value = options, ``{}``/None for defaults)
 ``fid``          (none)
 ``kid``          ``subsets``, ``subset_size``
 ``is``           ``splits``
+``ssim``         ``queries``, ``candidates``, ``pairs``, ``kernel_size``, ``sigma`` (on the ``images``)
+``prdc``         ``k_precision_recall`` (3), ``k_density_coverage`` (5), ``chunk`` (on the ``features``)
 =============== =================================================================================
 
 Output keys: ``mmd2 mmd_p_value mmd_bandwidth``, ``c2st_accuracy c2st_p_value``,
 ``quality_<laplacian_var|noise|tv>_<fake|real|ratio>``,
 ``nn_fake_median nn_heldout_median nn_ratio nn_copy_fraction``, ``fid``, ``kid_mean kid_std``,
-``is_mean is_std``.
+``is_mean is_std``, ``ssim_nn_fake ssim_nn_real ssim_pairs_fake ssim_pairs_real`` (SSIM of fakes to their
+nearest real image and of reals to their nearest other real - the floor; mean SSIM of random pairs within
+each set - 1 for a collapsed generator; :mod:`gan_interp.metrics.ssim`),
+``prdc_precision prdc_recall prdc_density prdc_coverage`` (Kynkaanniemi et al. 2019, Naeem et al. 2020;
+:mod:`gan_interp.metrics.prdc`).
 
 :func:`evaluate_and_record` is what the training callback and the checkpoint CLI call: it writes
 ``<out_dir>/<name>.json`` (values + which features were used + timings; with ``memorisation`` also
@@ -112,14 +125,6 @@ def _stream(
     for images, _ in real_batches(datamodule, settings.real_split, n, batch_size, seed):
         streams["real"].update(images.to(device))
     seconds["real_pass"] = time.perf_counter() - t0
-    if streams["real"].count < n:
-        log.warning(
-            "metrics: only %d real images in the %r split for n=%d generated ones (C2ST uses %d of each)",
-            streams["real"].count,
-            settings.real_split,
-            n,
-            streams["real"].count,
-        )
     t0 = time.perf_counter()
     g = torch.Generator().manual_seed(seed + 1)
     z_all: list[Tensor] = []
@@ -129,6 +134,44 @@ def _stream(
         streams["fake"].update(model.generate(z).float().clamp(-1, 1))
     seconds["fake_pass"] = time.perf_counter() - t0
     return torch.cat(z_all)
+
+
+MIN_REAL = 4  # fewer real images than this in the reference split: a ConfigError, not a comparison
+SPLIT_FIX = {  # how to give a split more images
+    "train": "lower data.val_fraction + data.test_fraction",
+    "val": "raise data.val_fraction",
+    "test": "raise data.test_fraction",
+}
+
+
+def check_real_split(datamodule: Any, settings: MetricsSettings) -> int:
+    """The number of real images the two-sample metrics compare with ``settings.n`` generated ones.
+
+    Fewer than :data:`MIN_REAL` in ``settings.real_split``: one-line :class:`ConfigError` naming the fix.
+    Fewer than ``n``: one warning line; the metrics then compare ``n`` fakes with all the split's reals
+    (C2ST: as many of each), and the metrics JSON records ``info.n_real``.
+    """
+    split, n = settings.real_split, settings.n
+    n_real = min(n, len(datamodule.split.get(split) or ()))
+    fix = f"{SPLIT_FIX[split]} (or data.source.n where the source draws its images)"
+    if n_real < MIN_REAL:
+        raise ConfigError(
+            f"metrics.real_split={split!r} has {n_real} images, the metrics need >= {MIN_REAL}; {fix}, "
+            "or choose another metrics.real_split"
+        )
+    if n_real < n:
+        log.warning(
+            "metrics: the %r split has %d real images for n=%d generated ones; the metrics compare %d fakes with "
+            "%d reals (info.n_real); for %d of each, %s",
+            split,
+            n_real,
+            n,
+            n,
+            n_real,
+            n,
+            fix,
+        )
+    return n_real
 
 
 def _run_metrics(
@@ -168,6 +211,8 @@ def evaluate(
         needs = needs | spec.needs_for(options)
     if needs.reference and not [s for s in settings.heldout_splits if datamodule.split.get(s)]:
         raise ConfigError("memorisation needs held-out real images; set data.val_fraction or data.test_fraction > 0")
+    if needs.real:
+        check_real_split(datamodule, settings)
     fx = _feature_net(settings, datamodule, device, needs, seconds)
     pix = PixelFeatures(datamodule.channels, settings.pixel_size)
     streams = {s: StreamCollector(needs.of(s), pix, fx, settings.image_size) for s in ("real", "fake")}

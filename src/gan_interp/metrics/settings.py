@@ -13,6 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from gan_interp.data.datamodule import SPLITS
 from gan_interp.errors import ConfigError
 from gan_interp.metrics.features import FEATURE_KINDS
 
@@ -32,7 +33,7 @@ class MetricsSettings:
     batch_size: int = 128  # generation / feature batch
     pixel_size: int = 16  # side of the pooled-pixel representation
     image_size: int = 32  # side of the images the image C2ST sees
-    real_split: str = "train"  # real images compared with the fakes
+    real_split: str = "train"  # real images compared with the fakes (the presets default/all: the held-out "test")
     heldout_splits: tuple[str, ...] = ("val", "test")  # memorisation's held-out reference (never trained on)
     domain: dict[str, Any] | None = None  # domain feature-net kwargs (steps, dim, input_size, n_clusters)
     inception_weights: str | None = None  # explicit Inception weights file
@@ -52,5 +53,7 @@ class MetricsSettings:
         for key in ("batch_size", "pixel_size", "image_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"metrics.{key}={getattr(self, key)} must be >= 1")
+        if self.real_split not in SPLITS:
+            raise ConfigError(f"metrics.real_split={self.real_split!r} must be one of {', '.join(SPLITS)}")
         if self.features not in FEATURE_KINDS:
             raise ConfigError(f"metrics.features={self.features!r} must be one of {', '.join(FEATURE_KINDS)}")
