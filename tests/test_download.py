@@ -257,7 +257,7 @@ def test_limit_counts_unique_ids(server, movie_csv, tmp_path):
 
 def test_cli_success_prints_one_line_summary(server, movie_csv, tmp_path, capsys):
     out = tmp_path / "posters"
-    report = dl.main(
+    code = dl.main(
         [
             "imdb",
             "--csv",
@@ -278,7 +278,32 @@ def test_cli_success_prints_one_line_summary(server, movie_csv, tmp_path, capsys
     )
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1 and "downloaded=3" in lines[0] and "no-url=0" in lines[0]
-    assert report.downloaded == 3
+    assert code == 0 and len(list(out.glob("*.jpg"))) == 3
+
+
+def test_cli_exits_non_zero_when_nothing_was_downloaded(server, tmp_path, capsys):
+    base, _ = server
+    csv_path = _write_csv(tmp_path / "m.csv", [("1", "A", f"{base}/missing.jpg"), ("2", "B", f"{base}/missing.jpg")])
+    code = dl.main(["imdb", "--csv", str(csv_path), "--out", str(tmp_path / "out"), "--retries", "0"])
+    captured = capsys.readouterr()
+    assert code == 1 and "downloaded=0" in captured.out and "failed=2" in captured.out
+    assert (
+        captured.err.strip()
+        == f"error: no poster was downloaded; see {tmp_path / 'out' / 'failures.csv'} for the reasons"
+    )
+    assert dl.main(["imdb", "--csv", str(csv_path), "--out", str(tmp_path / "out"), "--limit", "0"]) == 1
+
+
+def test_only_http_urls_are_fetched(tmp_path):
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(RGB)
+    csv_path = _write_csv(tmp_path / "m.csv", [("1", "A", secret.as_uri()), ("2", "B", "ftp://example.invalid/x.jpg")])
+    report = dl.download_posters(csv_path, tmp_path / "out", **FAST)
+    assert report.downloaded == 0 and not list((tmp_path / "out").glob("*.jpg"))
+    assert [f.reason for f in report.failures] == [
+        "bad-url: only http(s) URLs are fetched, not file:// ones",
+        "bad-url: only http(s) URLs are fetched, not ftp:// ones",
+    ]
 
 
 def test_cli_missing_csv_exits_with_one_line_message(tmp_path):

@@ -126,6 +126,20 @@ def test_checkpoint_loading_is_weights_only_and_errors_are_one_line(trained, tmp
         )
 
 
+def test_threads_option_and_outputs_named_after_the_checkpoint_epoch(trained, tmp_path, monkeypatch) -> None:
+    set_to = []
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: set_to.append(n))
+    last = trained / "checkpoints" / "last.ckpt"
+    cfg = _probe_cfg(tmp_path, [f"ckpt_path={last}", "probes=filters", "metrics=none", "threads=1"])
+    result = probe_checkpoint(cfg, explicit_paths=set())
+    epoch = load_checkpoint(last)["epoch"]
+    assert result["name"] == f"ckpt_epoch_{epoch:03d}" and set_to == [1]  # not ckpt_last
+    assert (trained / "probes" / f"ckpt_epoch_{epoch:03d}" / "filters" / "summary.json").is_file()
+    bad = _probe_cfg(tmp_path, [f"ckpt_path={last}", "probes=none", "metrics=none", "threads=0"])
+    with pytest.raises(ConfigError, match=r"^threads=0 must be >= 1 \(or null for torch's default\)$"):
+        probe_checkpoint(bad, explicit_paths=set())
+
+
 def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, GAN_INTERP_ROOT=str(cwd), WANDB_MODE="offline", OMP_NUM_THREADS="1")
     return subprocess.run(

@@ -75,6 +75,17 @@ def _check_learning_rates(model_cfg: DictConfig) -> None:
                 raise ConfigError(f"model.betas[{i}]={b} must be in [0, 1)")
 
 
+def check_threads(cfg: DictConfig) -> int | None:
+    """The ``threads=`` option (torch intra-op CPU threads) of the training and the checkpoint CLI:
+    ``None`` (torch's default) or an int >= 1; anything else is a one-line :class:`ConfigError`."""
+    threads = cfg.get("threads")
+    if threads is None:
+        return None
+    if int(_number(cfg, "threads", threads, int)) < 1:
+        raise ConfigError(f"threads={threads} must be >= 1 (or null for torch's default)")
+    return int(threads)
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` (one line, names the field) for an unusable config."""
     from gan_interp.models import MODEL_REGISTRY, model_class
@@ -83,9 +94,7 @@ def validate_config(cfg: DictConfig) -> None:
     if name not in MODEL_REGISTRY:
         raise ConfigError(f"model.name={name!r} is not a known model; choose one of: {', '.join(MODEL_REGISTRY)}")
     _check_learning_rates(cfg.model)
-    threads = cfg.get("threads")
-    if threads is not None and int(_number(cfg, "threads", threads, int)) < 1:
-        raise ConfigError(f"threads={threads} must be >= 1 (or null for torch's default)")
+    check_threads(cfg)
 
     resolution = int(_number(cfg, "data.resolution", cfg.data.get("resolution"), int))
     model_class(name).check_resolution(resolution, name)  # before any data is built

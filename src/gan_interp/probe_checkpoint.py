@@ -8,8 +8,8 @@ The model and data configs come from the checkpoint's run (``<run>/.hydra/config
 ``checkpoints/x.ckpt``. Outputs are the same files the callbacks write:
 
 * ``out_dir=null`` (default): into the run dir, named after the checkpoint so nothing the
-  callbacks wrote is overwritten: ``<run>/probes/ckpt_<stem>/<probe>/...`` and
-  ``<run>/metrics/ckpt_<stem>.json``;
+  callbacks wrote is overwritten, with the checkpoint's epoch: ``<run>/probes/ckpt_epoch_XXX/<probe>/...``
+  and ``<run>/metrics/ckpt_epoch_XXX.json``;
 * ``out_dir=<dir>``: the callbacks' layout with the checkpoint's epoch:
   ``<dir>/probes/epoch_XXX/`` and ``<dir>/metrics/epoch_XXX.json`` (plus the run's config as
   ``<dir>/config_resolved.json`` and ``<dir>/checkpoint.json``), so ``python -m gan_interp.report`` reads it.
@@ -37,7 +37,7 @@ from gan_interp.checkpoints import (
     merged_paths,
     run_dir_of_checkpoint,
 )
-from gan_interp.config import check_group_choices, instantiate_node
+from gan_interp.config import check_group_choices, check_threads, instantiate_node
 from gan_interp.errors import ConfigError, one_line_errors
 from gan_interp.paths import config_dir
 
@@ -83,6 +83,7 @@ def probe_checkpoint(cfg: DictConfig, explicit_paths: set[str] | None = None) ->
         raise ConfigError(
             "ckpt_path is required: python -m gan_interp.probe_checkpoint ckpt_path=<run>/checkpoints/last.ckpt"
         )
+    threads = check_threads(cfg)
     ckpt_path = Path(str(cfg.ckpt_path)).expanduser().absolute()
     ckpt = load_checkpoint(ckpt_path, bool(cfg.get("trust_checkpoint", False)))
     run_dir = run_dir_of_checkpoint(ckpt_path)
@@ -94,11 +95,14 @@ def probe_checkpoint(cfg: DictConfig, explicit_paths: set[str] | None = None) ->
         name = f"epoch_{epoch:03d}"
     else:
         out = run_dir
-        name = f"ckpt_{ckpt_path.stem}"
+        name = f"ckpt_epoch_{epoch:03d}"
     explicit = _explicit_path_overrides() if explicit_paths is None else explicit_paths
     paths = merged_paths(run_cfg.get("paths"), cfg.paths, explicit, out)
     model, datamodule = build_model_and_data(run_cfg, paths, ckpt)
     import torch
+
+    if threads is not None:  # e.g. threads=1 for parallel CPU jobs, as in training
+        torch.set_num_threads(threads)
 
     device = str(cfg.get("device", "auto"))
     if device == "auto":

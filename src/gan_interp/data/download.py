@@ -18,8 +18,10 @@ import io
 import logging
 import os
 import re
+import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -34,6 +36,7 @@ from gan_interp.io import TMP_MARK, write_bytes, write_text
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("imdbId", "Poster")
+ALLOWED_SCHEMES = ("http", "https")  # never file://, ftp://, data: ... from a CSV found on the internet
 FAILURES_FILE = "failures.csv"
 USER_AGENT = "gan-interp-poster-downloader/0.1 (+python urllib)"
 _ID_RE = re.compile(r"[A-Za-z0-9_-]+")  # imdbIds become file names: never let one escape <out>
@@ -131,7 +134,10 @@ def validate_image(data: bytes) -> None:
 
 
 def fetch(opener: urllib.request.OpenerDirector, url: str, timeout: float) -> bytes:
-    """GET ``url`` once; raise ``FetchError`` classified as transient or permanent."""
+    """GET ``url`` once; raise ``FetchError`` classified as transient or permanent (only http(s) URLs)."""
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in ALLOWED_SCHEMES:
+        raise FetchError(f"bad-url: only http(s) URLs are fetched, not {scheme or 'a relative'}:// ones", retry=False)
     req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
         with opener.open(req, timeout=timeout) as resp:
@@ -271,8 +277,10 @@ def _build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> DownloadReport:
-    """CLI entry point: print a one-line summary; bad input exits with one ``error: ...`` line."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point: print a one-line summary and return the exit code: 0 when posters are there
+    (downloaded now or before), 1 when none is (every download failed); bad input exits with one
+    ``error: ...`` line (exit 1), a bad option with argparse's message (exit 2)."""
     args = _build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
@@ -290,8 +298,11 @@ def main(argv: Sequence[str] | None = None) -> DownloadReport:
     except KeyboardInterrupt:
         raise SystemExit("interrupted: finished posters are kept; re-run the same command to resume") from None
     print(f"{args.dataset} posters -> {args.out}: {report.summary()} (failures: {args.out / FAILURES_FILE})")
-    return report
+    if report.downloaded + report.skipped == 0:
+        print(f"error: no poster was downloaded; see {args.out / FAILURES_FILE} for the reasons", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
