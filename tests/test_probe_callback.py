@@ -137,6 +137,13 @@ def test_default_probes_during_training_reach_wandb_and_disk(make_cfg, monkeypat
 
     run = read_offline_run(find_offline_runs(Path(cfg.paths.output_dir) / "wandb")[0])
     assert len(run.series("probes/time_s")) == 2 and all(t > 0 for t in run.series("probes/time_s"))
+    probe_rows = [row for row in run.history if "probes/time_s" in row]  # one row per probe run, at its epoch
+    assert [row["epoch"] for row in probe_rows] == [0, 1]
+    for row in probe_rows:  # readings as scalars, images and tables in the same row
+        assert isinstance(row["probes/directions/sefa/effect_ratio_vs_random"], float)
+        assert isinstance(row["probes/activations/layers/G_8px/mean"], float)  # layers named by stage
+        assert row["probes/saliency/real"]["caption"].startswith(f"epoch {row['epoch']}: ")
+        assert "probes/actmax/reached" in row
     for key in (
         "probes/saliency/real",
         "probes/saliency/fake",

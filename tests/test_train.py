@@ -59,6 +59,13 @@ def test_two_epochs_write_checkpoints_samples_and_an_offline_wandb_run(make_cfg,
     assert len(logged.series("train/g_loss_epoch")) == 2
     assert logged.series("samples/fixed_z"), "sample grids must be logged as images"
     assert len(logged.image_files("samples")) == 2
+    # one x-axis: every row carries epoch and g_steps; samples are placed by epoch (not optimizer steps)
+    assert all("epoch" in row and "g_steps" in row for row in logged.history)
+    samples = [row for row in logged.history if "samples/fixed_z" in row]
+    assert [(row["epoch"], row["g_steps"]) for row in samples] == [(0, steps_per_epoch), (1, 2 * steps_per_epoch)]
+    assert [row["samples/fixed_z"]["caption"].split(":")[0] for row in samples] == ["epoch 0", "epoch 1"]
+    assert logged.metrics["samples/*"]["step_metric"] == "epoch"
+    assert logged.metrics["train/*"]["step_metric"] == "trainer/global_step"
     assert logged.config["model"]["name"] == "dcgan"
 
 

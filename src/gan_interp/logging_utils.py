@@ -1,23 +1,52 @@
-"""Logger construction and logger-agnostic image/table logging.
+"""Logger construction and logger-agnostic logging of rows (scalars, images, tables) on one epoch axis.
 
 W&B runs offline unless ``WANDB_API_KEY`` or ``WANDB_MODE`` say otherwise, never waits on the
 network, and every job ends with ``wandb.finish()`` (otherwise Hydra multirun jobs in one process
 would share a single W&B run).
+
+One x-axis (W&B): Lightning's ``global_step`` counts every optimizer step (2+ per batch for GANs,
+a different number per architecture), so nothing this project logs is placed by it. Every row
+carries ``epoch`` (0-based) and ``g_steps`` (generator updates so far); :func:`define_axes` steps
+``samples/*``, ``probes/*``, ``metrics/*``, ``kgan/*`` and ``val/*`` by ``epoch``, ``train/*`` by
+``trainer/global_step`` (Lightning's own rows: the batch count), and gives the metrics min/max
+summaries (:data:`METRIC_SUMMARIES`). Rows are logged with :class:`LogRow`: everything of one event
+(an epoch's sample grid, probe run or metrics evaluation) in one call. Non-W&B loggers (CSV,
+TensorBoard) have no per-key axes: they keep ``trainer.global_step`` as the step and get ``epoch``
+and ``g_steps`` as columns/scalars of the same row.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 log = logging.getLogger(__name__)
+
+EPOCH_AXIS = ("samples/*", "probes/*", "metrics/*", "kgan/*", "val/*")  # W&B keys stepped by epoch
+STEP_AXIS = ("train/*",)  # W&B keys stepped by trainer/global_step (Lightning's training rows)
+
+# W&B run-summary statistics of the metrics (metrics/<key>); other metrics keep the last value.
+# c2st_accuracy: 0.5 is ideal and neither min nor max is "best"; an accuracy under 0.5 is chance
+# level, so lower is better down to 0.5 and "min" is the epoch whose fakes were hardest to tell.
+METRIC_SUMMARIES = {
+    "fid": "min",
+    "kid_mean": "min",
+    "mmd2": "min",
+    "c2st_accuracy": "min",
+    "nn_copy_fraction": "min",
+    "is_mean": "max",
+    "mmd_p_value": "max",
+    "c2st_p_value": "max",
+}
 
 
 def wandb_mode() -> str:
@@ -26,6 +55,40 @@ def wandb_mode() -> str:
     if mode:
         return mode
     return "online" if os.environ.get("WANDB_API_KEY") else "offline"
+
+
+def define_axes(run: Any) -> None:
+    """The x-axes and summaries of a W&B run (see the module doc); no ``*`` glob: W&B matches
+    overlapping globs in no fixed order, so every prefix has exactly one definition."""
+    run.define_metric("trainer/global_step")
+    run.define_metric("epoch")
+    run.define_metric("g_steps")
+    for glob in STEP_AXIS:
+        run.define_metric(glob, step_metric="trainer/global_step")
+    for glob in EPOCH_AXIS:
+        run.define_metric(glob, step_metric="epoch")
+    for key, stat in METRIC_SUMMARIES.items():  # exact names take precedence over the metrics/* glob
+        run.define_metric(f"metrics/{key}", step_metric="epoch", summary=f"{stat},last")
+
+
+class EpochAxisWandbLogger(WandbLogger):
+    """A WandbLogger whose run gets :func:`define_axes` instead of Lightning's ``*`` -> global_step axis."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> Any:
+        import wandb
+
+        if self._experiment is None:
+            attach_id = getattr(self, "_attach_id", None)
+            if wandb.run is not None:  # a run already in progress (its axes were defined by whoever made it)
+                self._experiment = wandb.run
+            elif attach_id is not None and hasattr(wandb, "_attach"):  # a spawned DDP worker
+                self._experiment = wandb._attach(attach_id)
+            else:
+                self._experiment = wandb.init(**self._wandb_init)
+                define_axes(self._experiment)
+        return self._experiment
 
 
 def make_wandb_logger(
@@ -38,14 +101,14 @@ def make_wandb_logger(
     log_model: bool = False,
     **kwargs: Any,
 ) -> WandbLogger:
-    """A WandbLogger that is offline by default and never blocks on the network."""
+    """A WandbLogger that is offline by default, never blocks on the network and steps rows by epoch."""
     import wandb
 
     mode = wandb_mode()
     os.environ.setdefault("WANDB_SILENT", "true")
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     settings = wandb.Settings(init_timeout=60, x_disable_stats=True, console="off")
-    return WandbLogger(
+    return EpochAxisWandbLogger(
         save_dir=str(save_dir),
         project=project,
         name=name,
@@ -61,13 +124,19 @@ def make_wandb_logger(
 
 
 def finish_wandb(exit_code: int = 0) -> None:
-    """Close the active W&B run, if any (safe to call always)."""
+    """Close the active W&B run, if any (safe to call always), and wait until it is written.
+
+    ``wandb.finish`` returns before W&B's service has closed the run file (offline, the
+    ``run-*.wandb`` file may still hold only its header); ``wandb.teardown`` waits for the service
+    to shut down, so the run is complete on disk when this returns (the next run starts a new service).
+    """
     try:
         import wandb
     except ImportError:  # pragma: no cover - wandb is a dependency
         return
     if wandb.run is not None:
         wandb.finish(exit_code=exit_code)
+        wandb.teardown()
 
 
 def _hwc_uint8(image: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -82,47 +151,94 @@ def _hwc_uint8(image: torch.Tensor | np.ndarray) -> np.ndarray:
     return arr
 
 
-def log_image(
-    loggers: Iterable[Logger], key: str, image: torch.Tensor | np.ndarray, step: int, caption: str | None = None
-) -> None:
-    """Log one image (CHW/HWC, float [0,1] or uint8) to every attached logger that can show images."""
-    hwc = _hwc_uint8(image)
-    for lg in loggers:
-        try:
-            if isinstance(lg, WandbLogger):
-                extra = {"caption": [caption]} if caption else {}  # Lightning can't take caption=None
-                lg.log_image(key=key, images=[hwc], step=step, **extra)
-            elif isinstance(lg, TensorBoardLogger):
-                lg.experiment.add_image(key, hwc, global_step=step, dataformats="HWC" if hwc.ndim == 3 else "HW")
-        except Exception as exc:  # a logger failure must never kill training
-            log.warning("could not log image %s to %s: %s", key, type(lg).__name__, exc)
+@dataclass
+class LogRow:
+    """One logged row: the scalars, images and tables of one event, logged together at its epoch.
 
+    ``row = LogRow(epoch, g_steps, step)``; ``row.scalars(...)``, ``row.image(...)``,
+    ``row.table(...)``; then ``row.log(loggers)`` - one call per logger. Image captions start with
+    ``epoch <epoch>:``.
+    """
 
-def log_table(loggers: Iterable[Logger], key: str, columns: list[str], rows: list[list[Any]], step: int) -> None:
-    """Log a table to W&B (others get nothing: write the JSON on disk yourself)."""
-    for lg in loggers:
-        if isinstance(lg, WandbLogger):
+    epoch: int | None  # 0-based epoch the row belongs to (W&B x-axis); None: unknown
+    g_steps: int | None = None  # generator updates so far; None: unknown
+    step: int = 0  # trainer.global_step: the step of non-W&B loggers (they have no epoch axis)
+    values: dict[str, float] = field(default_factory=dict)  # scalar key -> value
+    images: dict[str, tuple[np.ndarray, str]] = field(default_factory=dict)  # key -> (HWC uint8, caption)
+    tables: dict[str, tuple[list[str], list[list[Any]]]] = field(default_factory=dict)  # key -> (columns, rows)
+
+    def axis(self) -> dict[str, float]:
+        """``{"epoch", "g_steps"}`` (the known ones) - in every logged row."""
+        out = {"epoch": self.epoch, "g_steps": self.g_steps}
+        return {k: float(v) for k, v in out.items() if v is not None}
+
+    def scalars(self, values: Mapping[str, float]) -> None:
+        self.values.update({k: float(v) for k, v in values.items()})
+
+    def image(self, key: str, image: torch.Tensor | np.ndarray, caption: str = "") -> None:
+        """An image (CHW/HWC, float [0, 1] or uint8); the caption says what rows and columns are."""
+        prefix = f"epoch {self.epoch}" if self.epoch is not None else ""
+        text = f"{prefix}: {caption}" if prefix and caption else prefix or caption or key
+        self.images[key] = (_hwc_uint8(image), text)
+
+    def table(self, key: str, columns: list[str], rows: list[list[Any]]) -> None:
+        self.tables[key] = (list(columns), [list(r) for r in rows])
+
+    def log(self, loggers: Iterable[Logger]) -> None:
+        """Log the row to every logger (W&B: one ``run.log``); a logger failure never stops training."""
+        if not (self.values or self.images or self.tables):
+            return
+        for lg in loggers:
             try:
-                lg.log_table(key=key, columns=columns, data=rows, step=step)
-            except Exception as exc:
-                log.warning("could not log table %s: %s", key, exc)
+                if isinstance(lg, WandbLogger):
+                    self._log_wandb(lg)
+                else:
+                    self._log_other(lg)
+            except Exception as exc:  # a logger failure must never kill training
+                log.warning("could not log %s to %s: %s", ", ".join(self._keys()), type(lg).__name__, exc)
+
+    def _keys(self) -> list[str]:
+        return [*self.values, *self.images, *self.tables][:5]
+
+    def _log_wandb(self, lg: WandbLogger) -> None:
+        import wandb
+
+        payload: dict[str, Any] = {**self.axis(), **self.values}
+        payload.update({k: wandb.Image(img, caption=cap) for k, (img, cap) in self.images.items()})
+        payload.update({k: wandb.Table(columns=c, data=r) for k, (c, r) in self.tables.items()})
+        lg.log_metrics(payload)  # no step: trainer/global_step would be the optimizer-step count
+
+    def _log_other(self, lg: Logger) -> None:
+        if isinstance(lg, TensorBoardLogger):
+            for key, (img, _caption) in self.images.items():
+                lg.experiment.add_image(key, img, global_step=self.step, dataformats="HWC" if img.ndim == 3 else "HW")
+        if self.values:
+            lg.log_metrics({**self.axis(), **self.values}, step=self.step)
 
 
-def log_metrics(loggers: Iterable[Logger], metrics: dict[str, float], step: int) -> None:
-    for lg in loggers:
-        try:
-            lg.log_metrics(metrics, step=step)
-        except Exception as exc:
-            log.warning("could not log metrics to %s: %s", type(lg).__name__, exc)
+def log_metrics(
+    loggers: Iterable[Logger],
+    metrics: Mapping[str, float],
+    step: int,  # trainer.global_step (non-W&B loggers' step)
+    epoch: int | None = None,  # the row's epoch (W&B x-axis)
+    g_steps: int | None = None,  # generator updates so far
+) -> None:
+    """Scalars as one row (a :class:`LogRow` with scalars only)."""
+    row = LogRow(epoch, g_steps, step)
+    row.scalars(metrics)
+    row.log(loggers)
 
 
 __all__ = [
     "CSVLogger",
+    "EPOCH_AXIS",
+    "METRIC_SUMMARIES",
+    "EpochAxisWandbLogger",
+    "LogRow",
     "TensorBoardLogger",
+    "define_axes",
     "finish_wandb",
-    "log_image",
     "log_metrics",
-    "log_table",
     "make_wandb_logger",
     "wandb_mode",
 ]

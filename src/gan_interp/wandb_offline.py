@@ -63,6 +63,8 @@ class OfflineRun:
     history: list[dict[str, Any]] = field(default_factory=list)  # one dict per wandb.log call
     summary: dict[str, Any] = field(default_factory=dict)
     files_dir: Path | None = None
+    # define_metric records: name or glob ("probes/*") -> {"step_metric": str, "summary": [min, max, last, ...]}
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def series(self, key: str) -> list[Any]:
         """All logged values of one key, in order."""
@@ -96,6 +98,17 @@ def _items_to_dict(items: Any) -> dict[str, Any]:
     return out
 
 
+def _add_metric(metrics: dict[str, dict[str, Any]], m: Any) -> None:
+    """One define_metric record (explicit, or expanded from a glob by W&B) into ``metrics``."""
+    key = m.name or m.glob_name
+    if not key:
+        return
+    entry = metrics.setdefault(key, {"step_metric": "", "summary": []})
+    entry["step_metric"] = m.step_metric or entry["step_metric"]
+    stats = [f.name for f, v in m.summary.ListFields() if v]
+    entry["summary"] = sorted(set(entry["summary"]) | set(stats))
+
+
 def read_offline_run(run_dir: str | Path) -> OfflineRun:
     """Parse ``<run_dir>/run-*.wandb`` (``run_dir`` is ``.../wandb/offline-run-...``)."""
     from wandb.proto import wandb_internal_pb2 as pb
@@ -121,6 +134,8 @@ def read_offline_run(run_dir: str | Path) -> OfflineRun:
             out.history.append(_items_to_dict(rec.history.item))
         elif kind == "summary":
             out.summary.update(_items_to_dict(rec.summary.update))
+        elif kind == "metric":
+            _add_metric(out.metrics, rec.metric)
     return out
 
 

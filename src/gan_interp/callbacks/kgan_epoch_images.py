@@ -10,7 +10,7 @@ left alone), on rank 0, :class:`KGANEpochImages` writes to ``<run>/kgan/epoch_XX
 * ``partition.json`` - epoch, k, independent, cell sizes, cell weights, offsets, medoid rows and
   the last update's stats (``ot_cost``, ``reseeded``);
 
-and logs the grids as ``kgan/medoids`` and ``kgan/samples/m{j}`` to every logger.
+and logs the grids as ``kgan/cell_medoids`` and ``kgan/samples/m{j}`` to every logger, in one row at the epoch.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
 from gan_interp.callbacks.sample_grid import run_dir_of
-from gan_interp.logging_utils import log_image
+from gan_interp.logging_utils import LogRow
 from gan_interp.models.kgan import KGAN
 
 
@@ -53,23 +53,26 @@ class KGANEpochImages(L.Callback):
         """Write (and log) the images and partition.json of ``epoch``; returns the epoch folder."""
         out = run_dir_of(trainer) / "kgan" / f"epoch_{epoch:03d}"
         out.mkdir(parents=True, exist_ok=True)
-        step, k = trainer.global_step, model.k
+        k, nrow = model.k, max(1, int(self.n_samples**0.5))
+        row = LogRow(epoch, model.g_steps, trainer.global_step)
         medoids = medoid_images(trainer, model)
         if medoids is not None:
             grid = make_grid(medoids, nrow=k, normalize=True, value_range=(-1, 1), padding=2)
             save_image(grid, out / "cell_medoids.png")
-            log_image(trainer.loggers, "kgan/cell_medoids", grid, step=step, caption=f"epoch {epoch}: cells 0..{k - 1}")
+            row.image("kgan/cell_medoids", grid, caption=f"the training image at the medoid of cells 0..{k - 1}")
         was_training = model.training
         model.eval()
         try:
             z = model.fixed_latents(self.n_samples)
             for j in range(k):
                 imgs = model.generate(z, member=j).float().cpu()
-                grid = make_grid(imgs, nrow=max(1, int(self.n_samples**0.5)), normalize=True, value_range=(-1, 1))
+                grid = make_grid(imgs, nrow=nrow, normalize=True, value_range=(-1, 1))
                 save_image(grid, out / f"samples_m{j}.png")
-                log_image(trainer.loggers, f"kgan/samples/m{j}", grid, step=step, caption=f"epoch {epoch}")
+                caption = f"member {j}: fixed latents 0..{self.n_samples - 1}, {nrow} per row"
+                row.image(f"kgan/samples/m{j}", grid, caption=caption)
         finally:
             model.train(was_training)
+        row.log(trainer.loggers)
         info: dict[str, Any] = {"epoch": epoch, "k": k, "independent": model.hparams.independent}
         (out / "partition.json").write_text(json.dumps(info | model.partition.summary(), indent=1))
         return out

@@ -6,9 +6,11 @@ Which probes run is ``conf/probes/<set>.yaml`` (``probes=...``); when they run i
 
 Probes run on global rank zero only, after the epoch's validation, in eval mode (every
 submodule's own mode is restored afterwards), on fixed seeded inputs (``seed``), and write to
-``<run>/probes/epoch_XXX/<probe>/``. The wall time of each run is logged as ``probes/time_s``
-(and kept in ``<run>/probes/timings.json``). On CPU the probes run with ``cpu_threads`` intra-op
-threads (default 1: their small batches gain nothing from more, and lose a lot on a busy machine).
+``<run>/probes/epoch_XXX/<probe>/``. Each run is logged as one row at its epoch (images, tables,
+the readings ``probes/<probe>/<reading>`` and the wall time ``probes/time_s``, see
+:func:`~gan_interp.probes.runner.run_probes`); the wall times are also kept in ``<run>/probes/timings.json``.
+On CPU the probes run with ``cpu_threads`` intra-op threads (default 1: their small batches gain
+nothing from more, and lose a lot on a busy machine).
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from omegaconf import DictConfig, OmegaConf
 from gan_interp.callbacks.sample_grid import run_dir_of
 from gan_interp.callbacks.schedule import EpochSchedule, ScheduledCallback
 from gan_interp.io import write_json
-from gan_interp.logging_utils import log_metrics
 from gan_interp.probes.runner import run_probes, validate_probes_cfg
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ class ProbeCallback(ScheduledCallback):
     def run(
         self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int, source: str = "manual"
     ) -> dict[str, dict]:
-        """Probe now into ``<run>/probes/epoch_XXX``; logs ``probes/time_s``."""
+        """Probe now into ``<run>/probes/epoch_XXX``; one logged row at ``epoch``."""
         if not self.probes:
             return {}
         start = time.perf_counter()
@@ -74,7 +75,6 @@ class ProbeCallback(ScheduledCallback):
         elapsed = time.perf_counter() - start
         times = {k: v.get("time_s") for k, v in results.items()}
         self.history.append({"epoch": epoch, "time_s": elapsed, "probe_times": times})
-        log_metrics(trainer.loggers, {"probes/time_s": elapsed, "probes/epoch": float(epoch)}, step=trainer.global_step)
         write_json(self.history, run_dir_of(trainer) / self.dirname / "timings.json")
         log.info("probes after epoch %d (%s) took %.2fs", epoch, source, elapsed)
         return results

@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import make_grid, save_image
 
-from gan_interp.logging_utils import log_image
+from gan_interp.logging_utils import LogRow
 from gan_interp.models.base import GANModule
 
 
@@ -19,7 +19,8 @@ def run_dir_of(trainer: L.Trainer) -> Path:
 
 
 class SampleGridCallback(L.Callback):
-    """After each epoch: ``<run>/samples/epoch_XXX.png`` from fixed z, logged to every logger."""
+    """After each epoch: ``<run>/samples/epoch_XXX.png`` from fixed z, logged to every logger as ``samples/fixed_z``
+    at that epoch."""
 
     def __init__(
         self,
@@ -46,4 +47,10 @@ class SampleGridCallback(L.Callback):
         out = run_dir_of(trainer) / self.dirname / f"epoch_{epoch:03d}.png"
         out.parent.mkdir(parents=True, exist_ok=True)
         save_image(grid, out)
-        log_image(trainer.loggers, "samples/fixed_z", grid, step=trainer.global_step, caption=f"epoch {epoch}")
+        row = LogRow(epoch, pl_module.g_steps, trainer.global_step)
+        row.image("samples/fixed_z", grid, caption=self.caption())
+        row.log(trainer.loggers)
+
+    def caption(self) -> str:
+        """What the grid shows (the logged row adds the epoch)."""
+        return f"{self.n} samples of the fixed latents 0..{self.n - 1} (the same every epoch), {self.nrow} per row"

@@ -316,7 +316,7 @@ def evaluate_and_record(
     g_steps = getattr(model, "g_steps", None)
     write_metrics_json(out_dir / f"{name}.json", result, epoch, step, None if g_steps is None else int(g_steps), source)
     logged = {f"metrics/{k}": v for k, v in result.values.items()}
-    log_metrics(loggers, {**logged, **({"epoch": float(epoch)} if epoch is not None else {})}, step=step)
+    log_metrics(loggers, logged, step, epoch, None if g_steps is None else int(g_steps))  # one row at the epoch
     log.info(
         "metrics %s (%s): %s",
         name,

@@ -184,9 +184,19 @@ class GANModule(L.LightningModule):
         return out.detach()
 
     def finish_generator_step(self) -> None:
-        """Call once per generator update (keeps ``g_steps`` and logs it)."""
+        """Call once per generator update (keeps ``g_steps``)."""
         self.g_steps += 1
-        self.log("train/g_steps", float(self.g_steps), on_step=True, on_epoch=False)
+
+    # ``g_steps`` in every row Lightning logs (step rows, the epoch's training row, the validation row),
+    # next to the ``epoch`` Lightning adds: the axes of gan_interp.logging_utils
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.log("g_steps", float(self.g_steps), on_step=True, on_epoch=False)
+
+    def on_train_epoch_end(self) -> None:
+        self.log("g_steps", float(self.g_steps), on_step=False, on_epoch=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("g_steps", float(self.g_steps), on_step=False, on_epoch=True)
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         real = batch["image"]

@@ -185,6 +185,7 @@ def activations_probe(
         out.image(
             f"{side}_mean_activation",
             figures.bar_figure([r[2] for r in stats], [r[0] for r in stats], f"{side}: mean activation per layer"),
+            caption=f"{side}: one bar per layer, forward order",
         )
         summary["layers"][side] = {
             r[0]: {"channels": r[1], "mean": r[2], "std": r[3], "frac_positive": r[4]} for r in stats
@@ -195,14 +196,20 @@ def activations_probe(
                 out.image(
                     f"{side}_{name}_channels",
                     figures.image_grid(maps, nrow=8, unit=True),
-                    caption=f"{side} {name}: first {maps.shape[0]} channels, input 0",
+                    caption=f"{side} {name} ({ctx.stages.name(side, name)}): channels 0..{maps.shape[0] - 1} "
+                    "of input 0, 8 per row",
+                    log_name=f"{ctx.stages.name(side, name)}_channels",  # the same key for every architecture
                 )
         p_base, p_sim, p_other = (
             {k: pooled(v, cka_pool).cpu() for k, v in acts.items()} for acts in (base, similar, other)
         )
         names = list(p_base)
         mat = cka_matrix(p_base)
-        out.image(f"{side}_cka_layers", figures.matrix_figure(mat, names, names, f"{side}: linear CKA between layers"))
+        out.image(
+            f"{side}_cka_layers",
+            figures.matrix_figure(mat, names, names, f"{side}: linear CKA between layers"),
+            caption=f"{side}: linear CKA, rows and columns = layers in forward order",
+        )
         summary["cka_layers"][side] = {"layers": names, "matrix": mat.tolist()}
         rows = []
         for k in names:
@@ -236,6 +243,7 @@ def activations_probe(
                 out.image(
                     "cka_vs_previous_epoch",
                     figures.bar_figure([r[1] for r in rows], [r[0] for r in rows], f"CKA vs epoch {prev_epoch}", "CKA"),
+                    caption=f"one bar per layer: linear CKA with the same layer after epoch {prev_epoch}",
                 )
             summary["cka_vs_previous_epoch"] = {"epoch": prev_epoch, **{r[0]: r[1] for r in rows}}
         torch.save({**stored, "_seed": torch.tensor(seed)}, out.dir / "acts.pt")

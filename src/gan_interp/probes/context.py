@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gan_interp.logging_utils import LogRow
 from gan_interp.probes.output import ProbeOutput
+from gan_interp.probes.stages import StageNames, layer_stages
 
 
 @dataclass(frozen=True)
@@ -16,11 +18,12 @@ class ProbeContext:
 
     model: Any  # the GANModule probed (eval mode, under torch.no_grad)
     datamodule: Any | None  # a GANDataModule, or None (checked by the "datamodule" requirement)
-    out: ProbeOutput  # writes <out_dir>/<probe>/ and logs probes/<probe>/<name> at `step`
+    out: ProbeOutput  # writes <out_dir>/<probe>/ and adds images/tables to the run's row (probes/<probe>/<name>)
     seed: int = 0  # seed of the probe's inputs (fixed z, noise): the same every epoch
-    step: int = 0  # logger step (trainer.global_step)
+    step: int = 0  # trainer.global_step (non-W&B loggers' step)
     epoch: int = 0  # 0-based epoch the model was probed after
-    loggers: tuple = ()  # Lightning loggers (ctx.out logs to them already)
+    loggers: tuple = ()  # Lightning loggers (the runner logs the row to them after all probes)
+    stages: StageNames = field(default_factory=StageNames)  # module -> stage names (G_8px, D_16px, ...) for logged keys
 
     @classmethod
     def create(
@@ -33,8 +36,10 @@ class ProbeContext:
         step: int = 0,
         epoch: int = 0,
         loggers: Iterable = (),
+        row: LogRow | None = None,  # the probe run's logged row (None: files only)
+        stages: StageNames | None = None,  # None: computed from the model now (one forward pass)
     ) -> ProbeContext:
         """A context whose ``out`` writes into ``<out_dir>/<probe>/`` (created now)."""
-        loggers = tuple(loggers)
-        out = ProbeOutput(out_dir, probe, loggers, step)
-        return cls(model, datamodule, out, int(seed), int(step), int(epoch), loggers)
+        out = ProbeOutput(out_dir, probe, row)
+        stages = layer_stages(model) if stages is None else stages
+        return cls(model, datamodule, out, int(seed), int(step), int(epoch), tuple(loggers), stages)

@@ -1,7 +1,7 @@
 """Image helpers shared by the probes: grids, heat maps, overlays, labelled matrix plots.
 
 Every helper returns a float tensor ``[3, H, W]`` (or ``[n, 3, H, W]``) in ``[0, 1]`` ready for
-:func:`torchvision.utils.save_image` and :func:`gan_interp.logging_utils.log_image`. Colour maps
+:func:`torchvision.utils.save_image` and :meth:`gan_interp.logging_utils.LogRow.image`. Colour maps
 come from matplotlib; labelled plots are drawn on an Agg canvas (no pyplot state, no display).
 """
 

@@ -15,6 +15,10 @@ training and what the probe CLI calls on checkpoints. It
   ``<out_dir>/<probe>/``;
 * writes ``<out_dir>/<probe>/summary.json`` (the probe's returned dict plus ``time_s``) and
   ``<out_dir>/probes.json`` (all of them, and the skipped probes with their reasons);
+* logs the whole run as one row (:class:`~gan_interp.logging_utils.LogRow`, at ``epoch``): every
+  probe's images and tables, its numeric readings as ``probes/<probe>/<reading>``
+  (:mod:`gan_interp.probes.readings`; layers named by stage, :mod:`gan_interp.probes.stages`) and
+  the run's wall time ``probes/time_s``;
 * optionally limits torch's intra-op CPU threads while probing (``num_threads``; the training
   callback uses 1): probes run small batches, where OpenMP hand-offs cost more than they save -
   on a busy 2-core machine a probe run was ~5x faster with one thread (see benchmarks/bench_probes.py).
@@ -37,8 +41,11 @@ from torch import nn
 
 from gan_interp.errors import ConfigError, GanInterpError
 from gan_interp.io import jsonable, write_json
+from gan_interp.logging_utils import LogRow
 from gan_interp.probes.context import ProbeContext
+from gan_interp.probes.readings import probe_readings
 from gan_interp.probes.registry import RUNNER_KEYS, check_probe_kwargs, get_probe
+from gan_interp.probes.stages import layer_stages
 
 log = logging.getLogger(__name__)
 
@@ -152,15 +159,20 @@ def run_probes(
 
     Probes whose requirements fail are skipped (not in the result; listed in ``probes.json``).
     Config errors (unknown probe, unknown option) always raise; any other exception in a probe
-    is logged and recorded as ``{"error": ...}`` unless ``strict``.
+    is logged and recorded as ``{"error": ...}`` unless ``strict``. Everything logged goes to
+    ``loggers`` in one row at ``epoch`` (``g_steps`` from the model).
     """
     cfg = validate_probes_cfg(probes_cfg)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     loggers = tuple(loggers)
+    g_steps = getattr(model, "g_steps", None)
+    row = LogRow(epoch, None if g_steps is None else int(g_steps), step)
     results: dict[str, dict] = {}
     skipped: dict[str, str] = {}
+    start_all = time.perf_counter()
     with probe_mode(model), forked_rng(model), cpu_threads(model, num_threads):
+        stages = layer_stages(model)
         for name, kwargs in cfg.items():
             probe = get_probe(name)
             reason = probe.unmet(model, datamodule)
@@ -170,7 +182,7 @@ def run_probes(
             _seed_all(seed)
             start = time.perf_counter()
             try:
-                ctx = ProbeContext.create(name, model, datamodule, out_dir, seed, step, epoch, loggers)
+                ctx = ProbeContext.create(name, model, datamodule, out_dir, seed, step, epoch, loggers, row, stages)
                 with torch.no_grad():
                     summary = probe.fn(ctx, **kwargs)
             except GanInterpError:
@@ -184,9 +196,13 @@ def run_probes(
             summary["time_s"] = time.perf_counter() - start
             write_json(summary, out_dir / name / "summary.json")
             results[name] = summary
+            row.scalars(probe_readings(name, summary, stages))
             log.info("probe %s (epoch %d): %.2fs", name, epoch, summary["time_s"])
     if skipped:
         log.info("probes skipped (epoch %d): %s", epoch, "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     record = {"epoch": epoch, "step": step, "seed": seed, "probes": results, "skipped": skipped}
     write_json(record, out_dir / "probes.json")
+    if results:
+        row.scalars({"probes/time_s": time.perf_counter() - start_all})
+    row.log(loggers)
     return results

@@ -99,7 +99,9 @@ def saliency_probe(
         for kind, x in inputs.items():
             attr = smoothgrad(forward, x, nt_samples, stdevs, nt_samples_batch_size, absolute).cpu()
             grid, _ = _panel(x, attr, quantile)
-            out.image(kind, grid, caption=f"{kind}: image / SmoothGrad / overlay")
+            out.image(
+                kind, grid, caption=f"{kind}: rows = image, SmoothGrad, overlay; columns = inputs 0..{len(x) - 1}"
+            )
             maps = saliency_maps(attr)
             with torch.no_grad():
                 scores = forward(x).float().cpu()
