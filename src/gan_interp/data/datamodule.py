@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from gan_interp.data.cache import CachedImages, build_cache, load_cache
 from gan_interp.data.decode import check_aspect
+from gan_interp.data.sampling import probe_order, probe_rng
 from gan_interp.data.sources import ImageSource
 from gan_interp.errors import ConfigError
 from gan_interp.io import write_json
@@ -140,6 +141,7 @@ class GANDataModule(L.LightningDataModule):
         self.drop_last, self.pin_memory = drop_last, pin_memory
         self.data: CachedImages | None = None
         self.split: dict[str, list[int]] = {}
+        self._probe_orders: dict[str, np.ndarray] = {}  # per split: the probe sample's order (sample_positions)
         self._train_sampler: ResumableRandomSampler | None = None
         self._resume_batches = 0  # batches of the current epoch already done by an interrupted run
         self._shuffle_seed = torch.initial_seed()  # the run's seed (seed_everything ran before us)
@@ -195,11 +197,31 @@ class GANDataModule(L.LightningDataModule):
         assert self.data is not None
         return CachedImageDataset(self.data.images, self.split[split])
 
-    def images(self, split: str = "train", n: int | None = None) -> torch.Tensor:
-        """The first ``n`` images of a split as float [-1, 1] (for probes and metrics)."""
+    def sample_positions(self, split: str = "train", n: int | None = None) -> np.ndarray:
+        """Positions (into ``dataset(split)``) of the split's probe sample: ``n`` images drawn at random,
+        stratified by class when the data has labels, the same every call and epoch (seeded by the
+        split seed, independent of the training RNG; see :mod:`gan_interp.data.sampling`).
+        ``n=None``: the whole split in cache order."""
         ds = self.dataset(split)
-        positions = list(range(len(ds) if n is None else min(n, len(ds))))
-        return ds.__getitems__(positions)["image"] if positions else torch.empty(0)
+        if n is None:
+            return np.arange(len(ds), dtype=np.int64)
+        if split not in self._probe_orders:
+            assert self.data is not None
+            labels = None if self.data.labels is None else self.data.labels[ds.indices]
+            self._probe_orders[split] = probe_order(len(ds), labels, probe_rng(self.split_seed, split))
+        return self._probe_orders[split][: max(0, int(n))]
+
+    def images(self, split: str = "train", n: int | None = None) -> torch.Tensor:
+        """The probe sample of a split (:meth:`sample_positions`) as float [-1, 1]."""
+        positions = self.sample_positions(split, n)
+        return self.dataset(split).__getitems__(positions.tolist())["image"] if len(positions) else torch.empty(0)
+
+    def images_with_masks(self, split: str = "train", n: int | None = None) -> tuple[torch.Tensor, np.ndarray | None]:
+        """The probe sample of a split and the concept masks of the same images (None without masks)."""
+        positions = self.sample_positions(split, n)
+        assert self.data is not None
+        masks = None if self.data.masks is None else self.data.masks[self.dataset(split).indices[positions]]
+        return self.images(split, n), masks
 
     def masks(self, split: str = "train") -> np.ndarray | None:
         """Ground-truth concept masks (bool [N,K,H,W]) of a split, if the source has them."""

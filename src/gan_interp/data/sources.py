@@ -102,6 +102,29 @@ class FolderSource(FileSource):
             self._files = list_image_files(self.root) if self.root.is_dir() else []
         return self._files
 
+    def _class_dirs(self) -> list[str] | None:
+        """Each file's top-level subfolder when every file lies in one of >= 2 subfolders (class folders)."""
+        parts = [p.relative_to(self.root).parts for p in self.files()]
+        if not parts or any(len(q) < 2 for q in parts) or len({q[0] for q in parts}) < 2:
+            return None
+        return [q[0] for q in parts]
+
+    def label_names(self) -> list[str]:
+        dirs = self._class_dirs()
+        return sorted(set(dirs)) if dirs else []
+
+    def labels(self) -> np.ndarray | None:
+        """Class subfolders (``root/<class>/...``) as integer labels (sorted names); None otherwise."""
+        dirs = self._class_dirs()
+        if dirs is None:
+            return None
+        index = {name: i for i, name in enumerate(self.label_names())}
+        return np.array([index[d] for d in dirs], dtype=np.int64)
+
+    def fingerprint(self) -> dict[str, Any]:
+        classes = self.label_names()  # folders cached before classes were read get a fresh entry with labels
+        return {**super().fingerprint(), **({"classes": classes} if classes else {})}
+
 
 class ImdbPosterSource(FileSource):
     """Kaggle "Movie Genre from its Poster": ``MovieGenre.csv`` (latin-1) + ``<imdbId>.jpg`` posters.

@@ -190,6 +190,7 @@ def trained_segmenter(
         "split_seed": datamodule.split_seed,
         "concepts": names,
         "n_train": n_train,
+        **({"subset": "probe-sample-v1"} if n_train < len(masks_np) else {}),  # capped sets: not the first rows
         "steps": steps,
         "batch_size": batch_size,
         "lr": lr,
@@ -204,8 +205,11 @@ def trained_segmenter(
         net.load_state_dict(blob["state_dict"])
         return NetSegmenter(net, names, bool(blob["exclusive"]), json.loads(blob["metrics"]))
     t0 = time.perf_counter()
-    images = datamodule.images("train", n_train)
-    masks = torch.from_numpy(np.ascontiguousarray(masks_np[:n_train]))
+    if n_train < len(masks_np):  # capped: the split's seeded, class-stratified probe sample
+        images, masks_np = datamodule.images_with_masks("train", n_train)
+    else:  # the whole split, in cache order
+        images = datamodule.images("train")
+    masks = torch.from_numpy(np.ascontiguousarray(masks_np))
     net, exclusive = train_segnet(images, masks, steps, batch_size, lr, width, seed)
     seg = NetSegmenter(net, names, exclusive)
     metrics: dict[str, Any] = {"train_seconds": time.perf_counter() - t0, "settings": settings}

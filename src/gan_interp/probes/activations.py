@@ -163,7 +163,7 @@ def activations_probe(
         "G": (model.generator_layers(), lambda inp: generator_acts(model, inp, model.generator_layers()))
     }
     batches: dict[str, tuple[Tensor, Tensor, Tensor]] = {"G": (z, z_similar, z_other)}
-    real = datamodule.images("train", 2 * n) if datamodule is not None else torch.empty(0)
+    real = datamodule.images("train", 2 * n) if datamodule is not None else torch.empty(0)  # seeded, stratified
     d_layers = model.discriminator_layers()
     if d_layers:
         if real.shape[0] >= 2 * n:

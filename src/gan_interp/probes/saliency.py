@@ -87,12 +87,11 @@ def saliency_probe(
     inputs: dict[str, Tensor] = {"fake": model.generate(fixed_z(model, n, ctx.seed)).detach()}
     real_masks = None
     if datamodule is not None:
-        real = datamodule.images("train", n)
+        real, masks = datamodule.images_with_masks("train", n)  # a seeded, class-stratified sample
         if real.numel():
             inputs["real"] = real.to(device)
-            masks = datamodule.masks("train")
             if masks is not None and tuple(masks.shape[2:]) == tuple(real.shape[2:]):
-                real_masks = torch.from_numpy(masks[: real.shape[0]].copy())
+                real_masks = torch.from_numpy(masks.copy())
     forward = critic_fn(model)
     summary: dict = {"n": n, "nt_samples": nt_samples, "stdevs": float(stdevs), "absolute": absolute}
     with frozen_parameters(model):

@@ -1,0 +1,77 @@
+"""Real image folders (issue 14.5): class-stratified probe samples, inferred channels, tiny datasets."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import torch
+from PIL import Image
+
+from gan_interp.data import GANDataModule
+from gan_interp.data.sampling import PROBE_SAMPLE_SALT, probe_order, probe_rng
+from gan_interp.data.sources import FolderSource, SyntheticPosterSource
+
+
+def write_class_folder(root, n_classes=5, per_class=8, size=20, mode="L"):
+    """Class-sorted PNGs in ``root/<class>/``: class ``c`` is a flat image of value ``40 * c + 20``."""
+    for c in range(n_classes):
+        (root / f"class_{c}").mkdir(parents=True)
+        for i in range(per_class):
+            value = 40 * c + 20
+            colour = value if mode == "L" else (value, 255 - value, (37 * i) % 256)
+            Image.new(mode, (size, size), colour).save(root / f"class_{c}" / f"{i:03d}.png")
+    return root
+
+
+def _dm(source, tmp_path, **kw):
+    kw.setdefault("resolution", 16)
+    kw.setdefault("batch_size", 4)
+    return GANDataModule(source, cache_dir=str(tmp_path / "cache"), **kw)
+
+
+def test_probe_order_known_answer_and_prefix_strata():
+    labels = np.repeat(np.arange(4), 5)  # class-sorted, like a folder of class subfolders
+    order = probe_order(20, labels, probe_rng(0, "train"))
+    assert sorted(order.tolist()) == list(range(20))  # a permutation
+    assert sorted(labels[order[:4]].tolist()) == [0, 1, 2, 3]  # the opening round: one of each class
+    assert all(np.bincount(labels[order[: 4 * k]], minlength=4).tolist() == [k] * 4 for k in range(1, 6))
+    again = probe_order(20, labels, probe_rng(0, "train"))
+    assert order.tolist() == again.tolist()
+    assert order.tolist() != probe_order(20, labels, probe_rng(0, "val")).tolist()
+    plain = probe_order(10, None, probe_rng(0, "train"))  # unlabelled: a seeded permutation
+    key = [0, zlib.crc32(b"train"), PROBE_SAMPLE_SALT]  # split seed, split name, salt: not the training RNG
+    assert plain.tolist() == np.random.default_rng(key).permutation(10).tolist()
+
+
+def test_folder_class_subfolders_are_labels(tmp_path):
+    src = FolderSource(str(write_class_folder(tmp_path / "digits", n_classes=3, per_class=2)), channels=1)
+    assert src.label_names() == ["class_0", "class_1", "class_2"]
+    assert src.labels().tolist() == [0, 0, 1, 1, 2, 2]
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    Image.new("L", (8, 8), 0).save(flat / "a.png")
+    assert FolderSource(str(flat)).labels() is None and "classes" not in FolderSource(str(flat)).fingerprint()
+
+
+def test_stratified_probe_sample_covers_every_class(tmp_path):
+    root = write_class_folder(tmp_path / "digits", n_classes=5, per_class=8)
+    dm = _dm(FolderSource(str(root), channels=1), tmp_path, channels=1, val_fraction=0.1, test_fraction=0.1)
+    dm.setup()
+    imgs = dm.images("train", 5)
+    values = sorted({round((float(x.mean()) + 1) * 127.5) for x in imgs})
+    assert values == [20, 60, 100, 140, 180]  # one image of each class, not five '0's
+    torch.manual_seed(123)  # the training RNG does not move the sample
+    again = _dm(FolderSource(str(root), channels=1), tmp_path, channels=1, val_fraction=0.1, test_fraction=0.1)
+    assert torch.equal(again.images("train", 5), imgs)
+    assert torch.equal(dm.images("train", 10)[:5], imgs)  # bigger samples extend smaller ones
+    assert dm.images("train").shape[0] == len(dm.split["train"])  # n=None: the whole split
+
+
+def test_probe_sample_masks_belong_to_the_sampled_images(tmp_path):
+    dm = _dm(SyntheticPosterSource(n=40, seed=1), tmp_path, resolution=32, val_fraction=0.1, test_fraction=0.1)
+    imgs, masks = dm.images_with_masks("train", 6)
+    pos = dm.sample_positions("train", 6)
+    assert pos.tolist() != list(range(6))  # a sample, not the first rows
+    assert torch.equal(imgs, dm.dataset("train").__getitems__(pos.tolist())["image"])
+    assert np.array_equal(masks, dm.masks("train")[pos])
