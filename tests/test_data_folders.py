@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import zlib
 
 import numpy as np
+import pytest
 import torch
+from hydra.utils import instantiate
 from PIL import Image
 
 from gan_interp.data import GANDataModule
+from gan_interp.data.channels import infer_channels, resolve_channels
 from gan_interp.data.sampling import PROBE_SAMPLE_SALT, probe_order, probe_rng
 from gan_interp.data.sources import FolderSource, SyntheticPosterSource
+from gan_interp.errors import ConfigError
 
 
 def write_class_folder(root, n_classes=5, per_class=8, size=20, mode="L"):
@@ -75,3 +80,32 @@ def test_probe_sample_masks_belong_to_the_sampled_images(tmp_path):
     assert pos.tolist() != list(range(6))  # a sample, not the first rows
     assert torch.equal(imgs, dm.dataset("train").__getitems__(pos.tolist())["image"])
     assert np.array_equal(masks, dm.masks("train")[pos])
+
+
+def test_grayscale_folder_trains_one_channel_with_a_notice(make_cfg, tmp_path, caplog):
+    root = write_class_folder(tmp_path / "digits", n_classes=2, per_class=3)
+    cfg = make_cfg(["data=folder", f"data.root={root}", "data.resolution=32", "model=dcgan"])
+    with caplog.at_level(logging.INFO, logger="gan_interp.data.channels"):
+        assert resolve_channels(cfg) == 1
+    assert cfg.data.channels == 1 and cfg.model.channels == 1  # the model follows ${data.channels}
+    notices = [r.getMessage() for r in caplog.records if r.name == "gan_interp.data.channels"]
+    assert len(notices) == 1 and "data.channels=1" in notices[0] and "data.channels=3 to override" in notices[0]
+    dm = instantiate(cfg.data)
+    dm.setup()
+    assert dm.data.images.shape[1] == 1 and f"-{32}px-" in dm.data.path.name
+
+
+def test_rgb_folder_and_explicit_channels(make_cfg, tmp_path):
+    rgb = write_class_folder(tmp_path / "rgb", n_classes=2, per_class=2, mode="RGB")
+    gray = write_class_folder(tmp_path / "gray", n_classes=2, per_class=2)
+    assert resolve_channels(make_cfg(["data=folder", f"data.root={rgb}"])) == 3
+    explicit = make_cfg(["data=folder", f"data.root={gray}", "data.channels=3"])
+    assert resolve_channels(explicit) == 3 and explicit.model.channels == 3  # an explicit count wins
+    with pytest.raises(ConfigError, match="data.channels=2 must be 1"):
+        resolve_channels(make_cfg(["data=folder", f"data.root={gray}", "data.channels=2"]))
+    # colour files whose bands are equal are grayscale too; the datamodule infers when built directly
+    flat_rgb = tmp_path / "flat_rgb"
+    flat_rgb.mkdir()
+    Image.new("RGB", (8, 8), (90, 90, 90)).save(flat_rgb / "a.png")
+    assert infer_channels([flat_rgb / "a.png"]) == 1
+    assert _dm(FolderSource(str(gray)), tmp_path, channels=None).channels == 1

@@ -21,6 +21,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from gan_interp.data.channels import resolve_channels
 from gan_interp.errors import ConfigError
 
 PATH_KEYS = ("root_dir", "data_dir", "cache_dir")
@@ -133,6 +134,7 @@ def build_model_and_data(run_cfg: DictConfig, paths: DictConfig, ckpt: dict[str,
     cfg = OmegaConf.create(OmegaConf.to_container(run_cfg, resolve=False))
     with open_dict(cfg):
         cfg.paths = paths
+    resolve_channels(cfg)  # runs saved with data.channels: null infer the same count again
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.source.check()
     datamodule.setup()

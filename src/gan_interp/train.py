@@ -29,6 +29,7 @@ from gan_interp.callbacks.guards import preflight_output_dir
 from gan_interp.callbacks.metrics_callback import MetricsCallback
 from gan_interp.callbacks.schedule import reject_schedule_keys
 from gan_interp.config import check_group_choices, instantiate_node, validate_config
+from gan_interp.data.channels import resolve_channels
 from gan_interp.errors import GanInterpError, exit_with_error, one_line_errors
 from gan_interp.logging_utils import finish_wandb
 from gan_interp.paths import config_dir
@@ -78,6 +79,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
         if cfg.get("group") is None:
             cfg.group = _default_group(cfg)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    resolve_channels(cfg)  # data.channels: null -> inferred from the images (model.channels follows)
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.source.check()  # fail fast with a clear message, before any model is built
     model = hydra.utils.instantiate(cfg.model)

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from gan_interp.data.cache import CachedImages, build_cache, load_cache
+from gan_interp.data.channels import check_channels
 from gan_interp.data.decode import check_aspect
 from gan_interp.data.sampling import probe_order, probe_rng
 from gan_interp.data.sources import ImageSource
@@ -111,7 +112,7 @@ class GANDataModule(L.LightningDataModule):
         source: ImageSource,  # where the images come from (see gan_interp.data.sources)
         name: str = "data",  # config name of the data group (for run names)
         resolution: int = 64,  # side length of the square images fed to the models
-        channels: int = 3,  # 3 = RGB, 1 = grayscale
+        channels: int | None = 3,  # 3 = RGB, 1 = grayscale, None = inferred from the source's images
         aspect: str = "center_crop",  # 'center_crop' or 'letterbox' for non-square sources
         batch_size: int = 64,
         num_workers: int = 0,  # loader processes; 0 is fastest for the in-RAM uint8 cache
@@ -131,7 +132,9 @@ class GANDataModule(L.LightningDataModule):
         self.source = source
         self.name = name
         self.resolution = int(resolution)
-        self.channels = int(channels)
+        self.channels = check_channels(channels) or source.infer_channels()
+        if getattr(source, "channels", None) is None:
+            source.channels = self.channels
         self.aspect = aspect
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)

@@ -40,6 +40,10 @@ class ImageSource(ABC):
     def check(self) -> None:  # noqa: B027 - optional hook
         """Raise :class:`DataError` if the source cannot be read."""
 
+    def infer_channels(self) -> int:
+        """The channel count the images call for (``data.channels: null``); RGB unless a source knows better."""
+        return 3
+
     @abstractmethod
     def fingerprint(self) -> dict[str, Any]:
         """JSON-able description of the content (cache key material)."""
@@ -51,6 +55,11 @@ class FileSource(ImageSource):
     @abstractmethod
     def files(self) -> list[Path]:
         """Image files in a reproducible order."""
+
+    def infer_channels(self) -> int:
+        from gan_interp.data.channels import infer_channels
+
+        return infer_channels(self.files())
 
     def labels(self) -> np.ndarray | None:
         """Optional integer label per file (e.g. first genre); None if unlabeled."""
@@ -84,8 +93,8 @@ class FolderSource(FileSource):
 
     def __init__(
         self,
-        root: str,  # folder with images (any depth)
-        channels: int = 3,  # 3 = RGB, 1 = grayscale
+        root: str,  # folder with images (any depth; class subfolders root/<class>/ become labels)
+        channels: int | None = None,  # 3 = RGB, 1 = grayscale, None = inferred (see infer_channels)
         crop_fraction: float = 1.0,
     ) -> None:
         self.root = Path(root).expanduser()
@@ -281,6 +290,9 @@ class FashionMNISTSource(ArraySource):
         self.root = Path(root).expanduser()
         self.channels = channels
         self.include_test = include_test
+
+    def infer_channels(self) -> int:
+        return 1
 
     def _raw_dirs(self) -> list[Path]:
         return [self.root / "FashionMNIST" / "raw", self.root / "raw", self.root]
