@@ -53,10 +53,10 @@ def test_poster_segmenter_learns_is_cached_and_reloaded(posters, tmp_path, monke
     # second call: loaded from the cache (training would raise), identical predictions
     monkeypatch.setattr(segmod, "train_segnet", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
     again = build_segmenter("auto", posters, tmp_path / "cache", steps=60, width=8, seed=0)
-    x = posters.images("val", 8)
+    x, x_masks = posters.images_with_masks("val", 8)  # a seeded sample and the masks of those images
     assert isinstance(again, NetSegmenter) and torch.equal(again(x), seg(x))
     assert again.metrics["val"]["pixel_accuracy"] == pytest.approx(val["pixel_accuracy"])
-    q = segmentation_quality(again, x, masks[:8])
+    q = segmentation_quality(again, x, torch.from_numpy(x_masks))
     assert 0.0 <= q["pixel_accuracy"] <= 1.0 and set(q["concept_iou"]) == set(posters.concept_names)
 
 
@@ -70,3 +70,16 @@ def test_factory_falls_back_to_colours_and_reports_bad_specs(tmp_path):
         build_segmenter({"texture": False})
     with pytest.raises(ConfigError, match="concept_names"):
         build_segmenter({"_target_": "torch.nn.Identity"})
+
+
+def test_grayscale_data_gets_no_hue_concepts(tmp_path):
+    gray = GANDataModule(FakeSource(n=16, channels=1), resolution=32, channels=1, cache_dir=str(tmp_path / "cache"))
+    seg = build_segmenter("auto", gray)
+    assert seg.concept_names == ["black", "gray", "white", "texture"]
+    assert build_segmenter("colour", gray).concept_names == seg.concept_names
+    x = torch.linspace(-1, 1, 32).repeat(2, 1, 32, 1)  # a horizontal ramp: black, gray, white columns
+    out = seg(x)
+    assert out.shape == (2, 4, 32, 32) and torch.equal(out[:, :3].sum(1), torch.ones(2, 32, 32, dtype=torch.long))
+    assert out[0, 0, 0, 0] and out[0, 1, 0, 16] and out[0, 2, 0, 31]
+    rgb = build_segmenter("auto", GANDataModule(FakeSource(n=16), resolution=32, cache_dir=str(tmp_path / "c2")))
+    assert "red" in rgb.concept_names and "red" not in ColourSegmenter(hues=False).concept_names

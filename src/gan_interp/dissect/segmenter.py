@@ -251,7 +251,8 @@ def rgb_to_hsv(rgb: Tensor) -> Tensor:
 
 
 class ColourSegmenter:
-    """Simple colour concepts for any data: achromatic (black/gray/white) or one of eight hues.
+    """Simple colour concepts for any data: achromatic (black/gray/white) or one of eight hues
+    (``hues=False``, chosen for 1-channel data by :func:`build_segmenter`: black/gray/white by value only).
 
     The colour concepts partition the pixels; ``texture=True`` adds a non-exclusive "texture"
     concept where the local (3x3) luminance standard deviation exceeds ``texture_std``.
@@ -264,11 +265,12 @@ class ColourSegmenter:
         white: float = 0.8,  # value above this (with low saturation) -> white
         texture: bool = True,  # add the "texture" concept
         texture_std: float = 0.08,  # local luminance std threshold (images in [0, 1])
+        hues: bool = True,  # the eight hue concepts (False for grayscale data, where no hue can occur)
     ) -> None:
         self.dark, self.grey_saturation, self.white = dark, grey_saturation, white
         self.texture, self.texture_std = texture, texture_std
-        hues = list(dict.fromkeys(name for name, _, _ in HUE_BINS))
-        self.concept_names = ["black", "gray", "white", *hues] + (["texture"] if texture else [])
+        hue_names = list(dict.fromkeys(name for name, _, _ in HUE_BINS)) if hues else []
+        self.concept_names = ["black", "gray", "white", *hue_names] + (["texture"] if texture else [])
 
     @torch.no_grad()
     def __call__(self, images: Tensor) -> Tensor:
@@ -283,6 +285,9 @@ class ColourSegmenter:
         for name, lo, hi in HUE_BINS:
             m = chroma & (h >= lo) & (h < hi)
             out[name] = out[name] | m if name in out else m
+        if "red" not in self.concept_names:  # no hue concepts: chromatic pixels count as gray/white by value
+            out["gray"] |= chroma & (v <= self.white)
+            out["white"] |= chroma & (v > self.white)
         if self.texture:
             lum = x.mean(1, keepdim=True)
             mean = F.avg_pool2d(lum, 3, 1, 1, count_include_pad=False)
@@ -309,12 +314,13 @@ def build_segmenter(
             raise ConfigError(f"segmenter {spec['_target_']} must be callable and have concept_names")
         return seg
     kind = "auto" if spec is None else str(spec).lower()
+    hues = getattr(datamodule, "channels", 3) != 1  # grayscale data: no hue concepts
     if kind in ("colour", "color", "colours", "colors"):
-        return ColourSegmenter()
+        return ColourSegmenter(hues=hues)
     if kind in ("auto", "trained"):
         has_masks = datamodule is not None and datamodule.masks("train") is not None
         if kind == "auto" and not has_masks:
-            return ColourSegmenter()
+            return ColourSegmenter(hues=hues)
         if datamodule is None:
             raise ConfigError("segmenter=trained needs a datamodule with concept masks")
         return trained_segmenter(datamodule, cache_dir or datamodule.cache_dir, **train_kwargs)
