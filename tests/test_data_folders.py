@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from PIL import Image
 
 from gan_interp.data import GANDataModule
 from gan_interp.data.channels import infer_channels, resolve_channels
 from gan_interp.data.sampling import PROBE_SAMPLE_SALT, probe_order, probe_rng
-from gan_interp.data.sources import FolderSource, SyntheticPosterSource
+from gan_interp.data.sources import FolderSource, LFWSource, SyntheticPosterSource
 from gan_interp.errors import ConfigError
+from gan_interp.paths import config_dir
 
 
 def write_class_folder(root, n_classes=5, per_class=8, size=20, mode="L"):
@@ -109,3 +111,22 @@ def test_rgb_folder_and_explicit_channels(make_cfg, tmp_path):
     Image.new("RGB", (8, 8), (90, 90, 90)).save(flat_rgb / "a.png")
     assert infer_channels([flat_rgb / "a.png"]) == 1
     assert _dm(FolderSource(str(gray)), tmp_path, channels=None).channels == 1
+
+
+def test_lfw_reads_jpg_and_png_and_keeps_ready_cropped_faces_whole(tmp_path):
+    person = tmp_path / "lfw" / "lfw-deepfunneled" / "Ann_A"
+    person.mkdir(parents=True)
+    frame = Image.new("RGB", (250, 250), (0, 0, 255))  # an LFW frame: blue background, red face in the centre
+    frame.paste((255, 0, 0), (45, 45, 205, 205))  # 160 px: fills the 0.6 crop (150 px)
+    frame.save(person / "Ann_A_0001.jpg")
+    face = Image.new("RGB", (80, 80), (0, 0, 255))  # a ready-cropped face: its border must survive
+    face.paste((255, 0, 0), (20, 20, 60, 60))
+    face.save(person / "Ann_A_0002.png")
+    src = LFWSource(str(tmp_path / "lfw"))
+    assert [p.name for p in src.files()] == ["Ann_A_0001.jpg", "Ann_A_0002.png"]
+    dm = _dm(src, tmp_path, resolution=32, val_fraction=0.0, test_fraction=0.0)
+    dm.setup()
+    cropped, whole = dm.data.images[0], dm.data.images[1]
+    assert cropped[0].mean() > 200 and cropped[2, 0, 0] < 60  # default crop of the frame: all face
+    assert whole[2, 0, 0] > 200 and whole[0, 16, 16] > 200  # whole image: blue border and red centre
+    assert OmegaConf.load(config_dir() / "data" / "lfw.yaml").source.crop_fraction is None

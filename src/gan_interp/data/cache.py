@@ -72,7 +72,7 @@ def _decode_files(source: FileSource, out_dir: Path, resolution: int, channels: 
 
     def decode(path: Path) -> np.ndarray | str:
         try:
-            return decode_image_file(path, resolution, channels, aspect, source.crop_fraction)
+            return decode_image_file(path, resolution, channels, aspect, source.crop_rule())
         except DecodeFailure as exc:
             return str(exc)
 

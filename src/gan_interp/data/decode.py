@@ -6,6 +6,7 @@ side with a constant fill so nothing is cut off (posters are ~182x268, i.e. port
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 ASPECT_MODES = ("center_crop", "letterbox")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
+
+# A crop fraction, or a rule giving it from the image's (width, height).
+CropFraction = float | Callable[[tuple[int, int]], float]
 
 # Exceptions Pillow raises for corrupt, truncated or non-image files.
 DECODE_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError)
@@ -33,10 +37,12 @@ def to_square(
     img: Image.Image,
     resolution: int,  # output side length in pixels
     aspect: str = "center_crop",  # 'center_crop' or 'letterbox'
-    crop_fraction: float = 1.0,  # keep this central fraction of the short side first (LFW faces: ~0.6)
+    crop_fraction: CropFraction = 1.0,  # central fraction of the short side kept first, or size -> fraction
     fill: int = 0,  # letterbox padding value
 ) -> Image.Image:
     """Resize ``img`` to ``resolution`` x ``resolution`` using the chosen aspect handling."""
+    if callable(crop_fraction):  # per-image rule, e.g. LFW: crop the 250x250 frames, keep ready-cropped faces
+        crop_fraction = crop_fraction(img.size)
     if crop_fraction < 1.0:
         w, h = img.size
         side = max(1, int(round(min(w, h) * crop_fraction)))
@@ -53,7 +59,7 @@ def decode_image_file(
     resolution: int,  # output side length
     channels: int = 3,  # 3 -> RGB, 1 -> grayscale
     aspect: str = "center_crop",
-    crop_fraction: float = 1.0,
+    crop_fraction: CropFraction = 1.0,
 ) -> np.ndarray:
     """Return ``uint8 [channels, resolution, resolution]`` or raise :class:`DecodeFailure`.
 

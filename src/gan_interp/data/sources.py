@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gan_interp.data.decode import list_image_files
+from gan_interp.data.decode import CropFraction, list_image_files
 from gan_interp.errors import DataError
 
 
@@ -67,6 +67,10 @@ class FileSource(ImageSource):
 
     def label_names(self) -> list[str]:
         return []
+
+    def crop_rule(self) -> CropFraction:
+        """The crop the decoder applies: a fraction, or a rule from the image size to a fraction."""
+        return self.crop_fraction
 
     def fingerprint(self) -> dict[str, Any]:
         return {"name": self.name, "crop": self.crop_fraction, **_files_fingerprint(self.files())}
@@ -224,11 +228,14 @@ class LFWSource(FileSource):
 
     name = "lfw"
     SUBDIRS = ("lfw-deepfunneled", "lfw_funneled", "lfw", ".")
+    SUFFIXES = (".jpg", ".jpeg", ".png")
+    FRAME = (250, 250)  # LFW's own image size: the face fills the centre, with background around it
+    FRAME_CROP = 0.6  # central crop of a 250x250 frame that keeps the face
 
     def __init__(
         self,
         root: str,  # folder containing lfw-deepfunneled/ (or the person folders themselves)
-        crop_fraction: float = 0.6,  # central crop of the 250x250 funneled face before resizing
+        crop_fraction: float | None = None,  # None: 0.6 for 250x250 LFW frames, 1.0 (whole) for ready-cropped faces
         channels: int = 3,
     ) -> None:
         self.root = Path(root).expanduser()
@@ -236,13 +243,18 @@ class LFWSource(FileSource):
         self.channels = channels
         self._files: list[Path] | None = None
 
+    def crop_rule(self) -> CropFraction:
+        if self.crop_fraction is not None:
+            return self.crop_fraction
+        return lambda size: self.FRAME_CROP if tuple(size) == self.FRAME else 1.0
+
     def files(self) -> list[Path]:
         if self._files is None:
             self._files = []
             for sub in self.SUBDIRS:
                 d = self.root / sub
                 if d.is_dir():
-                    found = sorted(p for p in d.glob("*/*.jpg") if p.is_file())
+                    found = sorted(p for p in d.glob("*/*") if p.is_file() and p.suffix.lower() in self.SUFFIXES)
                     if found:
                         self._files = found
                         break
@@ -251,7 +263,7 @@ class LFWSource(FileSource):
     def check(self) -> None:
         if not self.files():
             raise _missing(
-                self.name, [self.root / s for s in self.SUBDIRS], " (containing lfw-deepfunneled/<Name>/*.jpg)"
+                self.name, [self.root / s for s in self.SUBDIRS], " (containing lfw-deepfunneled/<Name>/*.jpg or .png)"
             )
 
 
