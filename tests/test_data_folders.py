@@ -14,6 +14,7 @@ from PIL import Image
 
 from gan_interp.data import GANDataModule
 from gan_interp.data.channels import infer_channels, resolve_channels
+from gan_interp.data.datamodule import fit_batch_size
 from gan_interp.data.sampling import PROBE_SAMPLE_SALT, probe_order, probe_rng
 from gan_interp.data.sources import FolderSource, LFWSource, SyntheticPosterSource
 from gan_interp.errors import ConfigError
@@ -130,3 +131,19 @@ def test_lfw_reads_jpg_and_png_and_keeps_ready_cropped_faces_whole(tmp_path):
     assert cropped[0].mean() > 200 and cropped[2, 0, 0] < 60  # default crop of the frame: all face
     assert whole[2, 0, 0] > 200 and whole[0, 16, 16] > 200  # whole image: blue border and red centre
     assert OmegaConf.load(config_dir() / "data" / "lfw.yaml").source.crop_fraction is None
+
+
+def test_tiny_dataset_warns_once_and_lowers_the_batch(tmp_path, caplog):
+    assert [fit_batch_size(n, 16) for n in (48, 47, 10, 4, 1)] == [16, 15, 3, 2, 1]  # known answers
+    root = write_class_folder(tmp_path / "tiny", n_classes=2, per_class=5, mode="RGB")
+    dm = _dm(FolderSource(str(root)), tmp_path, batch_size=64, val_fraction=0.0, test_fraction=0.0)
+    with caplog.at_level(logging.WARNING, logger="gan_interp.data.datamodule"):
+        dm.setup()
+        dm.setup()
+        loader = dm.train_dataloader()
+    warnings = [r.getMessage() for r in caplog.records if "too large" in r.getMessage()]
+    assert len(warnings) == 1 and "data.batch_size=64" in warnings[0] and "using 3" in warnings[0]
+    assert dm.batch_size == 3 and len(loader) == 3  # 10 images: 3 steps of 3, not one step
+    roomy = _dm(FolderSource(str(root)), tmp_path, batch_size=3, val_fraction=0.0, test_fraction=0.0)
+    roomy.setup()
+    assert roomy.batch_size == 3  # already a few steps per epoch: unchanged

@@ -56,6 +56,17 @@ def make_split(n: int, val_fraction: float, test_fraction: float, seed: int) -> 
     }
 
 
+MIN_STEPS_PER_EPOCH = 3  # a tiny training set gets a smaller batch rather than one-step epochs
+
+
+def fit_batch_size(n_train: int, batch_size: int) -> int:
+    """The batch size for ``n_train`` training images: unchanged when an epoch has at least
+    MIN_STEPS_PER_EPOCH batches, else ``n_train // MIN_STEPS_PER_EPOCH`` (at least 2, never above n_train)."""
+    if n_train >= MIN_STEPS_PER_EPOCH * batch_size:
+        return batch_size
+    return max(1, min(n_train, batch_size, max(2, n_train // MIN_STEPS_PER_EPOCH)))
+
+
 class CachedImageDataset(Dataset):
     """Rows of a uint8 array served as ``{"image": float [-1,1], "index": int}``; batched fetch."""
 
@@ -174,6 +185,7 @@ class GANDataModule(L.LightningDataModule):
         else:
             self.split = make_split(len(self.data), self.val_fraction, self.test_fraction, self.split_seed)
             write_json(self.split, split_file, indent=None)
+        self._fit_batch_size(len(self.split["train"]))
         log.info(
             "data %s: %s images (train %d / val %d / test %d), cache %s",
             self.name,
@@ -183,6 +195,22 @@ class GANDataModule(L.LightningDataModule):
             len(self.split["test"]),
             entry,
         )
+
+    def _fit_batch_size(self, n_train: int) -> None:
+        """A tiny dataset warns once and trains with a batch that gives a few steps per epoch."""
+        fitted = fit_batch_size(n_train, self.batch_size)
+        if fitted != self.batch_size:
+            log.warning(
+                "data.batch_size=%d is too large for %d training images (%d step(s) per epoch): using %d "
+                "(at least %d steps per epoch); set data.batch_size<=%d to choose yourself",
+                self.batch_size,
+                n_train,
+                max(1, n_train // self.batch_size),
+                fitted,
+                MIN_STEPS_PER_EPOCH,
+                fitted,
+            )
+            self.batch_size = fitted
 
     def save_split(self, run_dir: str | Path) -> Path:
         """Copy the split (with the cache entry it indexes) into a run directory."""
