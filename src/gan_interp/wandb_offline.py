@@ -63,6 +63,7 @@ class OfflineRun:
     history: list[dict[str, Any]] = field(default_factory=list)  # one dict per wandb.log call
     summary: dict[str, Any] = field(default_factory=dict)
     files_dir: Path | None = None
+    exit_code: int | None = None  # wandb.finish(exit_code=...): 0 finished, else failed (143/130: a signal)
 
     def series(self, key: str) -> list[Any]:
         """All logged values of one key, in order."""
@@ -121,6 +122,8 @@ def read_offline_run(run_dir: str | Path) -> OfflineRun:
             out.history.append(_items_to_dict(rec.history.item))
         elif kind == "summary":
             out.summary.update(_items_to_dict(rec.summary.update))
+        elif kind == "exit":
+            out.exit_code = int(rec.exit.exit_code)
     return out
 
 
