@@ -70,12 +70,37 @@ def test_known_choices_and_plain_overrides_pass():
         (["trainer.precision=fp8"], "trainer.precision='fp8' is not a Lightning precision"),
         (["model.betas=[0.5,1.5]"], "model.betas[1]=1.5 must be in [0, 1)"),
         (["trainer.max_epochs=0"], "trainer.max_epochs=0 must be >= 1"),
+        (["trainer.max_epochs=-1"], "trainer.max_epochs=-1 must be >= 1 (to run by steps instead, set"),
+        (["trainer.max_epochs=null"], "trainer.max_epochs=None must be >= 1"),
+        (["trainer.max_epochs=-1", "trainer.max_steps=0"], "trainer.max_steps=0 must be >= 1"),
     ],
 )
 def test_bad_values_are_one_line_errors_naming_the_field(make_cfg, overrides, needle):
     cfg = make_cfg(["data=fake", *overrides])
     with pytest.raises(ConfigError) as err:
         validate_config(cfg)
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_run_must_end_by_epochs_or_by_explicit_steps(make_cfg):
+    validate_config(make_cfg(["data=fake", "trainer.max_epochs=1"]))
+    validate_config(make_cfg(["data=fake", "trainer.max_epochs=-1", "trainer.max_steps=40"]))  # by steps
+    validate_config(make_cfg(["data=fake", "trainer.max_epochs=3", "trainer.max_steps=40"]))  # whichever first
+    assert make_cfg(["data=fake"]).trainer.max_steps == -1  # default: epochs decide
+
+
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("callbacks.model_checkpoint.every_n_epochs=-1", "every_n_epochs=-1 and every_n_train_steps=0 must be >= 0"),
+        ("callbacks.best_checkpoint.mode=lowest", "callbacks.best_checkpoint.mode='lowest' must be min or max"),
+    ],
+)
+def test_bad_checkpoint_policy_is_a_one_line_error(make_cfg, override, needle):
+    from gan_interp.train import build
+
+    with pytest.raises(ConfigError) as err:
+        build(make_cfg(["data=fake", "logger=none", override]))
     assert needle in str(err.value) and "\n" not in str(err.value)
 
 

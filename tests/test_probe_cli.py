@@ -31,10 +31,20 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
-    """A 2-epoch tiny DCGAN run whose MetricsCallback evaluated epoch 0 (and the end)."""
+    """A 2-epoch tiny DCGAN run whose MetricsCallback evaluated epoch 0 (and the end); every epoch's checkpoint kept."""
     tmp = tmp_path_factory.mktemp("probe_cli")
+    every_epoch = "callbacks.model_checkpoint.every_n_epochs=1"
     cfg = compose_config(
-        tmp, [*TINY, "trainer.max_epochs=2", "logger=none", "probes=none", *METRICS, "schedule.metrics.epochs=[0]"]
+        tmp,
+        [
+            *TINY,
+            "trainer.max_epochs=2",
+            "logger=none",
+            "probes=none",
+            *METRICS,
+            "schedule.metrics.epochs=[0]",
+            every_epoch,
+        ],
     )
     train(cfg)
     return Path(cfg.paths.output_dir)

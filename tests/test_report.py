@@ -201,3 +201,35 @@ def test_report_renders_in_headless_chromium_with_all_images_loaded(run_dir, tmp
     assert img.std() > 20  # not a blank page
     colourful = (np.abs(img[..., 0] - img[..., 2]) > 40).mean()
     assert colourful > 0.001  # the coloured metric curves (blue lines) are drawn
+
+
+def test_interrupted_and_failed_runs_are_marked(run_dir, tmp_path) -> None:
+    sweep = tmp_path / "sweep"
+    ckpt = "/runs/x/checkpoints/last.ckpt"
+    resume = f"python -m gan_interp.train data=fake hydra.run.dir=/runs/x ckpt_path={ckpt}"
+    records = {
+        "0_ok": None,
+        "1_failed": {"reason": "error", "error": "ValueError: boom"},
+        "2_stopped": {
+            "reason": "interrupted",
+            "signal": "SIGTERM",
+            "epoch": 1,
+            "global_step": 8,
+            "checkpoint": ckpt,
+            "resume": resume,
+            "error": "interrupted by SIGTERM at epoch 1, step 8",
+        },
+    }
+    for name, record in records.items():
+        shutil.copytree(run_dir, sweep / name, ignore=shutil.ignore_patterns("checkpoints", "probes"))
+        if record:
+            (sweep / name / "failure.json").write_text(json.dumps(record))
+    (sweep / "multirun.yaml").write_text("{}")
+    assert [collect_run(sweep / n).status for n in records] == ["ok", "failed", "interrupted"]
+    text = build_report(sweep)
+    status = next(r for r in text.split("<tr>") if r.startswith("<th class='l'>status</th>"))
+    assert status.endswith(
+        "<td>ok</td><td><span class=fail>failed</span></td><td><span class=interrupted>interrupted</span></td></tr>"
+    )
+    assert "<p class='interrupted'>Interrupted by SIGTERM at epoch 1, step 8.</p>" in text
+    assert f"<pre>{resume}</pre>" in text and "This job failed: ValueError: boom" in text

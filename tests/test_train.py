@@ -46,7 +46,9 @@ def test_two_epochs_write_checkpoints_samples_and_an_offline_wandb_run(make_cfg,
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["g_steps"] == 2 * steps_per_epoch
     assert ckpt["global_step"] == 2 * 2 * steps_per_epoch  # Lightning counts D and G optimizer steps
-    assert {p.name for p in (run / "checkpoints").glob("*.ckpt")} == {"epoch_000.ckpt", "epoch_001.ckpt", "last.ckpt"}
+    # default policy: last.ckpt every epoch, epoch_XXX.ckpt every 5th (none in 2 epochs), no best.ckpt
+    assert {p.name for p in (run / "checkpoints").glob("*.ckpt")} == {"last.ckpt"}
+    assert ckpt["epoch"] == 1 and not (run / "checkpoints" / "last.ckpt").is_symlink()
     assert sorted(p.name for p in (run / "samples").glob("*.png")) == ["epoch_000.png", "epoch_001.png"]
     assert (run / "data_split.json").is_file() and (run / "metrics.json").is_file()
 

@@ -118,13 +118,25 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(
             "trainer.sync_batchnorm=true needs GPUs; with trainer.accelerator=cpu set trainer.sync_batchnorm=false"
         )
+    _check_training_length(cfg, trainer)
+
+
+def _check_training_length(cfg: DictConfig, trainer: Any) -> None:
+    """A run must end: ``max_epochs >= 1``, or an explicit ``max_steps >= 1`` with ``max_epochs`` -1/null."""
+    max_steps = trainer.get("max_steps")
+    steps = -1 if max_steps is None else int(_number(cfg, "trainer.max_steps", max_steps, int))
+    if steps == 0 or steps < -1:
+        raise ConfigError(f"trainer.max_steps={max_steps} must be >= 1 (or -1: end by trainer.max_epochs)")
     max_epochs = trainer.get("max_epochs")
-    if (
-        max_epochs is not None
-        and int(_number(cfg, "trainer.max_epochs", max_epochs, int)) not in (-1,)
-        and int(max_epochs) < 1
-    ):
-        raise ConfigError(f"trainer.max_epochs={max_epochs} must be >= 1 (or -1 for no limit)")
+    epochs = None if max_epochs is None else int(_number(cfg, "trainer.max_epochs", max_epochs, int))
+    if epochs is not None and epochs >= 1:
+        return
+    if steps >= 1 and epochs in (None, -1):
+        return
+    raise ConfigError(
+        f"trainer.max_epochs={max_epochs} must be >= 1 (to run by steps instead, set trainer.max_epochs=-1 and "
+        "trainer.max_steps=N optimizer steps)"
+    )
 
 
 def instantiate_node(node: Any, **kwargs: Any) -> Any:

@@ -39,6 +39,7 @@ from gan_interp.checkpoints import (
 )
 from gan_interp.config import check_group_choices, check_threads, instantiate_node
 from gan_interp.errors import ConfigError, one_line_errors
+from gan_interp.io import write_text
 from gan_interp.paths import config_dir
 
 log = logging.getLogger(__name__)
@@ -149,9 +150,10 @@ def probe_checkpoint(cfg: DictConfig, explicit_paths: set[str] | None = None) ->
                 for k in ("data", "model", "paths")
                 if k in resolved
             }
-        (out / "config_resolved.json").write_text(json.dumps(plain, indent=1, default=str))
-        (out / "checkpoint.json").write_text(
-            json.dumps({k: v for k, v in result.items() if k in ("ckpt_path", "run_dir", "epoch", "name")}, indent=1)
+        write_text(out / "config_resolved.json", json.dumps(plain, indent=1, default=str))
+        write_text(
+            out / "checkpoint.json",
+            json.dumps({k: v for k, v in result.items() if k in ("ckpt_path", "run_dir", "epoch", "name")}, indent=1),
         )
     return result
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shlex
 import sys
 import time
 import traceback
@@ -25,12 +26,15 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from gan_interp.callbacks.checkpointing import AtomicCheckpointIO
 from gan_interp.callbacks.guards import preflight_output_dir
+from gan_interp.callbacks.interrupt import StopOnSignal, TrainingInterrupted, interruption_of
 from gan_interp.callbacks.metrics_callback import MetricsCallback
 from gan_interp.callbacks.schedule import reject_schedule_keys
 from gan_interp.config import check_group_choices, instantiate_node, validate_config
 from gan_interp.data.channels import resolve_channels
 from gan_interp.errors import GanInterpError, exit_with_error, one_line_errors
+from gan_interp.io import write_json, write_text
 from gan_interp.logging_utils import finish_wandb
 from gan_interp.paths import config_dir
 
@@ -41,7 +45,7 @@ def instantiate_all(section: DictConfig | None) -> list[Any]:
     """Instantiate every ``_target_`` entry of a dict-of-configs section (callbacks, loggers)."""
     if not section:
         return []
-    return [hydra.utils.instantiate(item) for item in section.values() if item and "_target_" in item]
+    return [instantiate_node(item) for item in section.values() if item and "_target_" in item]
 
 
 def scheduled_callbacks(cfg: DictConfig) -> list[L.Callback]:
@@ -83,9 +87,13 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.source.check()  # fail fast with a clear message, before any model is built
     model = hydra.utils.instantiate(cfg.model)
-    callbacks = [*instantiate_all(cfg.get("callbacks")), *scheduled_callbacks(cfg)]
+    # every run stops cleanly on SIGTERM/SIGINT and writes checkpoints atomically after a free-space check
+    callbacks = [*instantiate_all(cfg.get("callbacks")), *scheduled_callbacks(cfg), StopOnSignal()]
     loggers = instantiate_all(cfg.get("logger"))
-    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    checkpoint_io = AtomicCheckpointIO(reserve_mb=float(cfg.get("min_free_disk_mb", 0)))
+    trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[checkpoint_io]
+    )
     return datamodule, model, trainer
 
 
@@ -95,7 +103,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule, model, trainer = build(cfg)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     if trainer.is_global_zero:  # DDP: every rank runs this function; one writes the run files
-        (run_dir / "config_resolved.json").write_text(json.dumps(resolved, indent=1, default=str))
+        write_text(run_dir / "config_resolved.json", json.dumps(resolved, indent=1, default=str))
     for lg in trainer.loggers:
         lg.log_hyperparams(resolved)
     try:
@@ -107,9 +115,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics["fit_seconds"] = fit_seconds  # wall time of trainer.fit (training + callbacks: probes, metrics)
         if trainer.is_global_zero:
             datamodule.save_split(run_dir)
-            (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    except BaseException:
-        finish_wandb(exit_code=1)
+            write_text(run_dir / "metrics.json", json.dumps(metrics, indent=1))
+            (run_dir / "failure.json").unlink(missing_ok=True)  # a resumed run that finished is no failure
+    except BaseException as exc:
+        stop = interruption_of(trainer, exc)  # SIGTERM/SIGINT: exit 143/130 with the checkpoint of that step
+        finish_wandb(exit_code=stop.exit_code if stop else 1)
+        if stop is not None and stop is not exc:
+            raise stop from None
         raise
     finish_wandb()  # one W&B run per job, also when jobs share a process (multirun)
     log.info("finished: %d generator steps; run dir %s", model.g_steps, run_dir)
@@ -132,33 +144,74 @@ def _is_multirun() -> bool:
         return False
 
 
+def _task_overrides() -> list[str]:
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def resume_command(cfg: DictConfig, checkpoint: str | Path) -> str:
+    """The command line that continues this run (same overrides, same run dir) from ``checkpoint``."""
+    replaced = ("ckpt_path", "hydra.run.dir")
+    keep = [o for o in _task_overrides() if o.split("=", 1)[0].lstrip("+~") not in replaced]
+    run_dir = Path(str(cfg.paths.output_dir)).absolute()
+    ckpt = Path(checkpoint).absolute()
+    return shlex.join(["python", "-m", "gan_interp.train", *keep, f"hydra.run.dir={run_dir}", f"ckpt_path={ckpt}"])
+
+
+def failure_record(cfg: DictConfig, exc: BaseException) -> dict[str, Any]:
+    """What ``failure.json`` says: why the job stopped, and for an interruption how to resume it."""
+    record: dict[str, Any] = {"reason": "error", "error": f"{type(exc).__name__}: {exc}"}
+    if isinstance(exc, KeyboardInterrupt):
+        record = {"reason": "interrupted", "error": "interrupted by SIGINT", "signal": "SIGINT", "checkpoint": None}
+    elif isinstance(exc, TrainingInterrupted):
+        ckpt = exc.checkpoint
+        record = {
+            "reason": "interrupted",
+            "error": str(exc),
+            "signal": exc.signal_name,
+            "exit_code": exc.exit_code,
+            "epoch": exc.epoch,
+            "global_step": exc.global_step,
+            "checkpoint": str(ckpt.absolute()) if ckpt else None,
+            "resume": resume_command(cfg, ckpt) if ckpt else None,
+        }
+    else:
+        record["traceback"] = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    record["overrides"] = _task_overrides()
+    return record
+
+
 def record_failure(cfg: DictConfig, exc: BaseException) -> Path | None:
-    """Write ``<run>/failure.json`` (error + traceback) so a sweep keeps a record of the crash."""
+    """Write ``<run>/failure.json`` (atomically: complete or absent) so a sweep keeps a record of the stop."""
     try:
-        run_dir = Path(cfg.paths.output_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        out = run_dir / "failure.json"
-        out.write_text(
-            json.dumps(
-                {
-                    "error": f"{type(exc).__name__}: {exc}",
-                    "traceback": traceback.format_exception(type(exc), exc, exc.__traceback__),
-                    "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
-                },
-                indent=1,
-            )
-        )
-        return out
-    except Exception:  # recording must never hide the original error
+        return write_json(failure_record(cfg, exc), Path(cfg.paths.output_dir) / "failure.json")
+    except Exception:  # recording must never hide the original error (e.g. a full disk)
         return None
+
+
+def report_interruption(cfg: DictConfig, stop: TrainingInterrupted) -> None:
+    """failure.json, then one line on stderr: what stopped, what was saved, how to resume."""
+    record_failure(cfg, stop)
+    resume = f"; resume: {resume_command(cfg, stop.checkpoint)}" if stop.checkpoint else ""
+    log.warning("%s%s", stop, resume)
+    print(f"{stop}{resume}", file=sys.stderr)
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def hydra_main(cfg: DictConfig) -> float | None:
     """One job. In a multirun, a crashing job is recorded (failure.json, W&B exit code 1) and
-    returns NaN so the remaining jobs of the sweep still run; a single run exits non-zero."""
+    returns NaN so the remaining jobs of the sweep still run; a single run exits non-zero. SIGTERM /
+    SIGINT stop the job (and a sweep) with a checkpoint, failure.json with the resume command, and
+    exit status 143 / 130."""
     try:
         return objective(train(cfg), cfg)
+    except TrainingInterrupted as stop:  # SIGTERM / SIGINT: a sweep stops too
+        report_interruption(cfg, stop)
+        raise SystemExit(stop.exit_code) from None
+    except KeyboardInterrupt as exc:  # Ctrl-C outside the training steps (e.g. data preparation)
+        finish_wandb(exit_code=130)
+        record_failure(cfg, exc)
+        print("interrupted by SIGINT outside the training steps; no checkpoint saved", file=sys.stderr)
+        raise SystemExit(130) from None
     except Exception as exc:
         finish_wandb(exit_code=1)
         where = record_failure(cfg, exc)

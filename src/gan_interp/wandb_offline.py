@@ -65,6 +65,7 @@ class OfflineRun:
     files_dir: Path | None = None
     # define_metric records: name or glob ("probes/*") -> {"step_metric": str, "summary": [min, max, last, ...]}
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    exit_code: int | None = None  # wandb.finish(exit_code=...): 0 finished, else failed (143/130: a signal)
 
     def series(self, key: str) -> list[Any]:
         """All logged values of one key, in order."""
@@ -136,6 +137,8 @@ def read_offline_run(run_dir: str | Path) -> OfflineRun:
             out.summary.update(_items_to_dict(rec.summary.update))
         elif kind == "metric":
             _add_metric(out.metrics, rec.metric)
+        elif kind == "exit":
+            out.exit_code = int(rec.exit.exit_code)
     return out
 
 

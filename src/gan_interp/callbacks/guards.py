@@ -1,16 +1,17 @@
-"""Reliability guards: stop on divergence with a clear message; check the output dir before work."""
+"""Reliability guards: stop on divergence with a clear message; check the output dir before work
+(free space before each checkpoint: :class:`gan_interp.callbacks.checkpointing.AtomicCheckpointIO`)."""
 
 from __future__ import annotations
 
 import errno
 import math
 import os
-import shutil
 from pathlib import Path
 
 import lightning as L
 import torch
 
+from gan_interp.callbacks.checkpointing import free_mb
 from gan_interp.errors import GanInterpError
 
 
@@ -31,10 +32,10 @@ def preflight_output_dir(run_dir: str | Path, min_free_mb: float = 200.0) -> Pat
         raise GanInterpError(
             f"output dir {run_dir} is not writable ({reason}); set hydra.run.dir=/writable/path or fix its permissions"
         ) from None
-    free_mb = shutil.disk_usage(run_dir).free / 2**20
-    if free_mb < min_free_mb:
+    free = free_mb(run_dir)
+    if free < min_free_mb:
         raise GanInterpError(
-            f"only {free_mb:.0f} MiB free at {run_dir} (need >= {min_free_mb:.0f} MiB for checkpoints); "
+            f"only {free:.0f} MiB free at {run_dir} (need >= {min_free_mb:.0f} MiB for checkpoints); "
             "free disk space, choose another hydra.run.dir, or lower min_free_disk_mb"
         )
     return run_dir

@@ -25,6 +25,7 @@ from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
 from gan_interp.callbacks.sample_grid import run_dir_of
+from gan_interp.io import write_text
 from gan_interp.logging_utils import LogRow
 from gan_interp.models.kgan import KGAN
 
@@ -74,7 +75,7 @@ class KGANEpochImages(L.Callback):
             model.train(was_training)
         row.log(trainer.loggers)
         info: dict[str, Any] = {"epoch": epoch, "k": k, "independent": model.hparams.independent}
-        (out / "partition.json").write_text(json.dumps(info | model.partition.summary(), indent=1))
+        write_text(out / "partition.json", json.dumps(info | model.partition.summary(), indent=1))
         return out
 
 

@@ -24,7 +24,7 @@ from gan_interp.data.decode import check_aspect
 from gan_interp.data.sampling import probe_order, probe_rng
 from gan_interp.data.sources import ImageSource
 from gan_interp.errors import ConfigError
-from gan_interp.io import write_json
+from gan_interp.io import write_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ class GANDataModule(L.LightningDataModule):
         out = Path(run_dir) / "data_split.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         meta = {"cache_entry": str(self.data.path) if self.data else None, **self.split}
-        out.write_text(json.dumps(meta))
+        write_text(out, json.dumps(meta))  # atomic: complete or absent
         return out
 
     # -- accessors used by probes/metrics --------------------------------------------------------

@@ -60,6 +60,7 @@ import torch
 from torch import Tensor
 
 from gan_interp.errors import ConfigError
+from gan_interp.io import write_text
 from gan_interp.logging_utils import log_metrics
 from gan_interp.metrics.context import MetricContext, StreamCollector, real_batches
 from gan_interp.metrics.features import FeatureExtractor, PixelFeatures, build_feature_extractor
@@ -290,7 +291,7 @@ def write_metrics_json(
         "info": result.info,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=1, default=str))
+    write_text(path, json.dumps(payload, indent=1, default=str))  # atomic
     return path
 
 

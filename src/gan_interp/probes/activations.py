@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan_interp.capture import run_capturing
+from gan_interp.io import torch_save
 from gan_interp.probes import figures
 from gan_interp.probes.context import ProbeContext
 from gan_interp.probes.latents import fixed_z, seeded
@@ -246,6 +247,6 @@ def activations_probe(
                     caption=f"one bar per layer: linear CKA with the same layer after epoch {prev_epoch}",
                 )
             summary["cka_vs_previous_epoch"] = {"epoch": prev_epoch, **{r[0]: r[1] for r in rows}}
-        torch.save({**stored, "_seed": torch.tensor(seed)}, out.dir / "acts.pt")
+        torch_save({**stored, "_seed": torch.tensor(seed)}, out.dir / "acts.pt")
     out.json("summary", summary)
     return summary

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from gan_interp.io import write_text
 from gan_interp.report.run_data import RunData, collect_run, find_runs
 from gan_interp.report.tables import fmt as fmt_number
 
@@ -57,6 +58,7 @@ img{max-width:100%;image-rendering:pixelated}.thumb{max-width:96px}img.big{width
 .tab{display:none;border-top:1px solid #bbb;padding-top:8px}
 .tab.on{display:block}pre{background:#f7f7f7;padding:8px;font-size:12px;overflow:auto;max-height:480px}
 .note{color:#666;font-size:13px}.scroll{overflow-x:auto}.fail{color:#a00;font-weight:bold}
+.interrupted{color:#a60;font-weight:bold}
 #imgstatus{color:#666;font-size:12px}
 """
 
@@ -201,10 +203,30 @@ def kv_table(values: dict[str, Any], limit: int = 40) -> str:
 
 
 # -- sections ----------------------------------------------------------------------------------------------
+def status_badge(run: RunData) -> str:
+    """'ok', or a coloured 'failed' / 'interrupted' (SIGTERM/SIGINT, resumable) badge."""
+    status = run.status
+    cls = {"failed": "fail", "interrupted": "interrupted"}.get(status)
+    return f"<span class={cls}>{status}</span>" if cls else status
+
+
+def status_lines(run: RunData) -> list[str]:
+    """What stopped a failed or interrupted job; for an interruption, its checkpoint and resume command."""
+    if run.status == "failed":
+        return [f"<p class='fail'>This job failed: {esc(run.failure.get('error', ''))}</p>"]
+    if run.status != "interrupted":
+        return []
+    f = run.failure
+    where = f" at epoch {esc(f['epoch'])}, step {esc(f.get('global_step', '?'))}" if "epoch" in f else ""
+    lines = [f"<p class='interrupted'>Interrupted by {esc(f.get('signal', 'a signal'))}{where}.</p>"]
+    if f.get("resume"):
+        lines.append(f"<p class='note'>Resume from {esc(f.get('checkpoint'))}:</p><pre>{esc(f['resume'])}</pre>")
+    return lines
+
+
 def run_section(run: RunData, ids: _Ids, max_images: int = 16) -> str:
     out = [f"<p class='note'>{esc(run.path)}</p>"]
-    if run.failure:
-        out.append(f"<p class='fail'>This job failed: {esc(run.failure.get('error', ''))}</p>")
+    out.extend(status_lines(run))
     head = {"model": run.model, "data": run.data, "seed": run.seed, "g_steps": run.final.get("g_steps", "?")}
     if run.overrides:
         head["overrides"] = " ".join(run.overrides)
@@ -289,7 +311,7 @@ def comparison_section(runs: list[RunData], ids: _Ids) -> str:
         row("data", [f"<td class='l'>{esc(r.data)}</td>" for r in runs]),
         row("seed", [f"<td>{esc(r.seed)}</td>" for r in runs]),
         row("g_steps", [f"<td>{fmt(r.final.get('g_steps', ''))}</td>" for r in runs]),
-        row("status", [f"<td>{'<span class=fail>failed</span>' if r.failure else 'ok'}</td>" for r in runs]),
+        row("status", [f"<td>{status_badge(r)}</td>" for r in runs]),
     ]
     for k in keys:
         rows.append(
@@ -364,8 +386,7 @@ def write_report(root: str | Path, out: str | Path | None = None, **kwargs: Any)
     """Write the report (default ``<root>/report.html``) and return its path."""
     out_path = Path(out) if out else Path(root) / "report.html"
     text = build_report(root, **kwargs)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(text, encoding="utf-8")
+    write_text(out_path, text)  # atomic, UTF-8
     return out_path
 
 

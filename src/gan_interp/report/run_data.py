@@ -4,7 +4,9 @@ A run dir may hold ``.hydra/config.yaml`` (+ ``overrides.yaml``) or ``config_res
 ``metrics.json`` (final values), ``metrics/epoch_XXX.json`` and ``metrics/ckpt_*.json``
 (MetricsCallback / probe CLI), ``metrics/nn_*.png``, ``samples/epoch_XXX.png``,
 ``probes/<epoch_XXX|ckpt_*>/<probe>/*.png|summary.json``, a CSV log ``csv/metrics.csv``, an
-offline W&B run under ``wandb/``, and ``failure.json`` for a crashed job. Everything is optional.
+offline W&B run under ``wandb/``, and ``failure.json`` for a crashed or interrupted job (``reason``:
+``error`` | ``interrupted``; an interruption names its signal, checkpoint and resume command). Everything
+is optional.
 """
 
 from __future__ import annotations
@@ -67,6 +69,13 @@ class RunData:
     @property
     def seed(self) -> str:
         return str(self.get("seed", "?"))
+
+    @property
+    def status(self) -> str:
+        """'ok', 'interrupted' (stopped by SIGTERM/SIGINT with a resumable checkpoint) or 'failed'."""
+        if not self.failure:
+            return "ok"
+        return "interrupted" if self.failure.get("reason") == "interrupted" else "failed"
 
     def final_metrics(self) -> dict[str, float]:
         """Latest evaluation metrics: ``metrics/*`` of metrics.json, else the last epoch file."""
