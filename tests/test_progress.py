@@ -127,3 +127,47 @@ def test_progress_log_on_a_terminal_keeps_only_epoch_end_lines_and_resume_eta(ca
     assert messages(caplog, "gan_interp.callbacks.progress") == [
         "train: epoch 3/4, batch 10/10, 20 g-steps, 1m40s elapsed, ETA 1m40s"
     ]
+
+
+def progress_lines(caplog, label: str) -> list[str]:
+    return [m for m in messages(caplog, "gan_interp.progress") if m.startswith(label)]
+
+
+@pytest.fixture
+def every_line(monkeypatch):
+    """A progress line at every update (any time passed counts): long jobs made visible in a short test."""
+    monkeypatch.setenv(ENV_EVERY_S, "1e-9")
+
+
+def test_cache_decoding_emits_progress_lines(tmp_path, caplog, every_line):
+    from PIL import Image
+
+    from gan_interp.data.cache import build_cache
+    from gan_interp.data.sources import FolderSource
+
+    for i in range(4):
+        Image.new("RGB", (12, 12), (60 * i, 20, 200)).save(tmp_path / f"img{i}.png")
+    caplog.set_level(logging.INFO)
+    build_cache(FolderSource(str(tmp_path), channels=3), tmp_path / "cache", 8, 3, "crop", workers=1)
+    lines = progress_lines(caplog, "decode cache folder:")
+    assert lines[0].startswith("decode cache folder: 1/4 images (25%)")
+    assert lines[-1].startswith("decode cache folder: done, 4 images in ")
+
+
+def test_mmd_permutations_emit_progress_lines(caplog, every_line):
+    from gan_interp.metrics.mmd import mmd_test
+
+    caplog.set_level(logging.INFO)
+    g = torch.Generator().manual_seed(0)
+    mmd_test(torch.randn(6, 3, generator=g), torch.randn(6, 3, generator=g), n_permutations=5, chunk=4)
+    lines = progress_lines(caplog, "mmd kernel (5 permutations):")
+    assert lines[0].startswith("mmd kernel (5 permutations): 1/6 blocks") and "done, 6 blocks" in lines[-1]
+
+
+def test_study_collection_emits_progress_lines(tmp_path, caplog, every_line):
+    from gan_interp.report.study import collecting
+
+    caplog.set_level(logging.INFO)
+    jobs = [tmp_path / f"{i}_job" for i in range(3)]
+    assert list(collecting(jobs)) == jobs
+    assert progress_lines(caplog, "collect jobs:")[-1].startswith("collect jobs: done, 3 jobs in ")
