@@ -94,7 +94,7 @@ def collect(sweep_dir: Path, out: Path) -> None:
     last_epoch = 0
     for model, dirs in per_model.items():
         runs = []
-        for d in dirs:
+        for d in study.collecting(dirs, f"collect {model} jobs"):
             cfg = study.resolved_config(d)
             job = study.read_job(d)
             probes = study.probe_summaries(job)

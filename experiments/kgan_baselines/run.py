@@ -137,7 +137,7 @@ def collect(sweep_dir: Path, out: Path) -> None:
     done, failed = study.completed_jobs(sweep_dir)
     variants: dict[str, list[dict]] = {}
     first_job: dict[str, Path] = {}
-    for d in done:
+    for d in study.collecting(done):
         variant = variant_of(study.resolved_config(d))
         variants.setdefault(variant, []).append(job_record(d))
         first_job.setdefault(variant, d)

@@ -129,7 +129,7 @@ def cka_figure(
 def collect(sweep_dir: Path, out: Path) -> None:
     runs = []
     done, failed = study.completed_jobs(sweep_dir)
-    for job in done:
+    for job in study.collecting(done):
         cfg, data = study.resolved_config(job), study.read_job(job)
         summaries = study.probe_summaries(data)
         runs.append(

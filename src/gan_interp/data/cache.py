@@ -27,6 +27,7 @@ import numpy as np
 from gan_interp.data.decode import DecodeFailure, decode_image_file
 from gan_interp.data.sources import ArraySource, FileSource, ImageSource
 from gan_interp.io import atomic_path
+from gan_interp.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,10 @@ def _decode_files(source: FileSource, out_dir: Path, resolution: int, channels: 
         except DecodeFailure as exc:
             return str(exc)
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # Pillow releases the GIL while decoding
+    progress = Progress(len(files), f"decode cache {source.name}", unit="images")
+    with progress, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # Pillow releases the GIL while decoding
         for i, result in enumerate(pool.map(decode, files, chunksize=1)):
+            progress.update(1)
             if isinstance(result, str):
                 skipped.append(result)
                 continue

@@ -32,6 +32,7 @@ from PIL import Image
 
 from gan_interp.errors import ConfigError, DataError, GanInterpError
 from gan_interp.io import TMP_MARK, write_bytes, write_text
+from gan_interp.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -209,13 +210,12 @@ def _run_pool(jobs: list[tuple[int, str, str]], out: Path, workers: int, **kw: f
     """Run ``download_one`` for each ``(index, imdbId, url)`` job; map index -> result."""
     opener = urllib.request.build_opener()  # reads the *_proxy env vars now
     results: dict[int, Failure | None] = {}
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=workers) as pool, Progress(len(jobs), "download", unit="posters") as progress:
         futures = {pool.submit(download_one, opener, i, url, out / f"{i}.jpg", **kw): idx for idx, i, url in jobs}
         try:
-            for n, fut in enumerate(as_completed(futures), 1):
+            for fut in as_completed(futures):
                 results[futures[fut]] = fut.result()
-                if n % 500 == 0:
-                    log.info("%d/%d posters processed", n, len(jobs))
+                progress.update(1)
         except BaseException:  # Ctrl-C: drop queued jobs; in-flight writes still finish atomically
             pool.shutdown(wait=True, cancel_futures=True)
             raise

@@ -22,6 +22,7 @@ from gan_interp.capture import capture, output_shapes
 from gan_interp.dissect.iou import ConceptTally, upsample_maps
 from gan_interp.dissect.quantile import QuantileSketch
 from gan_interp.errors import ConfigError
+from gan_interp.progress import Progress
 
 DEFAULT_IQR_LEVELS = tuple(float(x) for x in torch.logspace(-3.3, -0.05, 24).flip(0))  # top fractions 0.89 .. 0.0005
 
@@ -166,9 +167,10 @@ class DissectionResult:
         }
 
 
-def _batches(z: Tensor, batch_size: int) -> Iterator[tuple[int, Tensor]]:
+def _batches(z: Tensor, batch_size: int, progress: Progress) -> Iterator[tuple[int, Tensor]]:
     for lo in range(0, z.shape[0], batch_size):
         yield lo, z[lo : lo + batch_size]
+        progress.update(1)
 
 
 @torch.no_grad()
@@ -194,12 +196,13 @@ def dissect(
     module = get_layer(model, name)
     was_training = model.training
     model.eval()
+    progress = Progress(2 * -(-n_samples // batch_size), f"dissection {name} (2 passes)", unit="batches")
     try:
         z_all = model.sample_z(n_samples, generator=torch.Generator().manual_seed(seed)).cpu()
         sketch: QuantileSketch | None = None
         top_v = top_i = None
         with capture({"out": module}, detach=False) as rec:
-            for lo, z in _batches(z_all, batch_size):  # pass 1: quantiles and top samples
+            for lo, z in _batches(z_all, batch_size, progress):  # pass 1: quantiles and top samples
                 images = model.generate(z.to(model.device))
                 acts = rec["out"].float()
                 if sketch is None:
@@ -215,7 +218,7 @@ def dissect(
             t_q = sketch.quantile(1.0 - quantile)  # [U]
             ladder = sketch.quantile([1.0 - lv for lv in iqr_levels])  # [U, T]
             tally = ConceptTally(torch.cat([t_q[:, None], ladder], 1), len(segmenter.concept_names))
-            for _, z in _batches(z_all, batch_size):  # pass 2: counts against the concept masks
+            for _, z in _batches(z_all, batch_size, progress):  # pass 2: counts against the concept masks
                 images = model.generate(z.to(model.device))
                 acts = upsample_maps(rec["out"].float(), images.shape[-2:])
                 masks = segmenter(images)
@@ -228,6 +231,7 @@ def dissect(
                     masks = masks.roll(mask_shift, dims=0)
                 tally.update(acts, masks)
     finally:
+        progress.close()
         model.train(was_training)
     iou = tally.iou()  # [U, 1+T, K]
     best = tally.best_iqr()

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from gan_interp.errors import ConfigError
 from gan_interp.io import torch_save
 from gan_interp.kmeans import kmeans
+from gan_interp.progress import track
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ def train_domain_net(
         opt = torch.optim.Adam(net.parameters(), lr=lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
         net.train()
-        for _ in range(max(1, steps)):
+        for _ in track(range(max(1, steps)), "domain feature net training", unit="steps"):
             x = net.resize(sample_batch(batch_size, g).to(device))
             loss = F.mse_loss(net.decoder(net.encoder(x)), x)
             opt.zero_grad(set_to_none=True)

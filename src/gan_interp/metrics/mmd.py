@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
+from gan_interp.progress import Progress
+
 
 @dataclass
 class MMDResult:
@@ -75,6 +77,8 @@ def _kernel_times(
     out = torch.zeros(n, ind.shape[1], dtype=torch.float64, device=z.device)
     gamma = 1.0 / (2.0 * bandwidth * bandwidth)
     sq = z.pow(2).sum(1)
+    n_chunks = -(-n // chunk)
+    progress = Progress(n_chunks * (n_chunks + 1) // 2, f"mmd kernel ({ind.shape[1] - 2} permutations)", unit="blocks")
     for i0 in range(0, n, chunk):
         i1 = min(i0 + chunk, n)
         zi, sqi = z[i0:i1], sq[i0:i1]
@@ -87,6 +91,8 @@ def _kernel_times(
             out[i0:i1] += (k @ ind[j0:j1]).double()
             if j0 != i0:
                 out[j0:j1] += (k.T @ ind[i0:i1]).double()
+            progress.update(1)
+    progress.close()
     return out
 
 

@@ -66,6 +66,7 @@ from gan_interp.metrics.context import MetricContext, StreamCollector, real_batc
 from gan_interp.metrics.features import FeatureExtractor, PixelFeatures, build_feature_extractor
 from gan_interp.metrics.registry import MetricSkipped, MetricSpec, Needs, get_metric, metric_names
 from gan_interp.metrics.settings import MetricsSettings
+from gan_interp.progress import track
 
 log = logging.getLogger(__name__)
 
@@ -123,13 +124,14 @@ def _stream(
     """Real then generated images through their collectors; returns the latents used."""
     n, batch_size, seed = settings.n, settings.batch_size, settings.seed
     t0 = time.perf_counter()
-    for images, _ in real_batches(datamodule, settings.real_split, n, batch_size, seed):
+    real = real_batches(datamodule, settings.real_split, n, batch_size, seed)
+    for images, _ in track(real, "metrics real images", unit="batches"):
         streams["real"].update(images.to(device))
     seconds["real_pass"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     g = torch.Generator().manual_seed(seed + 1)
     z_all: list[Tensor] = []
-    for b0 in range(0, n, batch_size):
+    for b0 in track(range(0, n, batch_size), "metrics fake images", unit="batches"):
         z = model.sample_z(min(batch_size, n - b0), generator=g)
         z_all.append(z.cpu())
         streams["fake"].update(model.generate(z).float().clamp(-1, 1))

@@ -173,13 +173,14 @@ def run_probes(
     start_all = time.perf_counter()
     with probe_mode(model), forked_rng(model), cpu_threads(model, num_threads):
         stages = layer_stages(model)
-        for name, kwargs in cfg.items():
+        for i, (name, kwargs) in enumerate(cfg.items(), 1):
             probe = get_probe(name)
             reason = probe.unmet(model, datamodule)
             if reason is not None:
                 skipped[name] = reason
                 continue
             _seed_all(seed)
+            log.info("probe %s (epoch %d, %d/%d): started", name, epoch, i, len(cfg))
             start = time.perf_counter()
             try:
                 ctx = ProbeContext.create(name, model, datamodule, out_dir, seed, step, epoch, loggers, row, stages)

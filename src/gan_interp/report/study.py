@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from gan_interp.data.synthetic_posters import CONCEPTS as POSTER_CONCEPTS
 from gan_interp.errors import ConfigError
 from gan_interp.io import write_json, write_text
+from gan_interp.progress import track
 from gan_interp.report.run_data import EPOCH_RE, RunData, collect_run
 from gan_interp.report.tables import MeanSD, fmt, md_table, mean_sd  # noqa: F401  (the study scripts' helpers)
 
@@ -61,6 +63,11 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
     if not jobs:
         raise ConfigError(f"sweep dir {sweep_dir} has no job folders; run the study without --collect-only first")
     return sorted(jobs, key=lambda p: int(p.name.split("_", 1)[0]))
+
+
+def collecting(jobs: Sequence[Path], label: str = "collect jobs") -> Iterator[Path]:
+    """Yield ``jobs`` (a study's collect loop) with a progress line every 30 s (:mod:`gan_interp.progress`)."""
+    return track(jobs, label, unit="jobs")
 
 
 def completed_jobs(sweep_dir: Path) -> tuple[list[Path], list[str]]:
@@ -193,4 +200,5 @@ def study_main(
         launch_sweep(name, sweep_dir, args.overrides, cwd=here.parents[1])
         print(f"sweep took {time.perf_counter() - started:.0f} s", flush=True)
     args.results_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")  # progress lines of collect
     collect(sweep_dir, args.results_dir.resolve())
