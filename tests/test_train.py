@@ -37,10 +37,19 @@ def test_dcgan_generator_contract_and_architecture():
         assert DCGAN(resolution=res).generator.blocks[0][0].weight.shape[1] == channels
 
 
-def test_two_epochs_write_checkpoints_samples_and_an_offline_wandb_run(make_cfg, tmp_path):
+def test_two_epochs_write_checkpoints_samples_and_an_offline_wandb_run(make_cfg, tmp_path, capsys):
     cfg = make_cfg([*TINY, "trainer.max_epochs=2", "logger=wandb", "run_name=unit-run", "tags=[unit,test]"])
     metrics = train(cfg)
     run = Path(cfg.paths.output_dir)
+    end = capsys.readouterr().out.strip().splitlines()[-5:]  # the last thing a run prints: where to look next
+    assert end[0].startswith(f"finished: {int(metrics['g_steps'])} generator steps in ")
+    assert end[1:4] == [
+        f"  run dir:     {run}",
+        f"  samples:     {run / 'samples' / 'epoch_001.png'}",
+        f"  review page: python -m gan_interp.report {run}",
+    ]
+    offline = find_offline_runs(run / "wandb")[0]
+    assert end[4] == f"  W&B:         wandb sync {offline}   (offline run; needs network and a W&B login)"
     steps_per_epoch = 48 // 16  # 64 fake images, 12.5% val + 12.5% test held out, batch 16, drop_last
     assert metrics["g_steps"] == 2 * steps_per_epoch
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)

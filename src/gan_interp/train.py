@@ -124,8 +124,24 @@ def train(cfg: DictConfig) -> dict[str, float]:
             raise stop from None
         raise
     finish_wandb()  # one W&B run per job, also when jobs share a process (multirun)
-    log.info("finished: %d generator steps; run dir %s", model.g_steps, run_dir)
+    if trainer.is_global_zero:
+        print(finished_message(run_dir, model.g_steps, fit_seconds), flush=True)
     return metrics
+
+
+def finished_message(run_dir: Path, g_steps: int, seconds: float) -> str:
+    """What a finished run prints last: where the run, its last samples, the review page and the W&B run are."""
+    grids = sorted((run_dir / "samples").glob("epoch_*.png"))
+    offline = sorted((run_dir / "wandb").glob("offline-run-*"))
+    lines = [
+        f"finished: {g_steps} generator steps in {seconds / 60:.1f} min",
+        f"  run dir:     {run_dir}",
+        f"  samples:     {grids[-1] if grids else '(none written)'}",
+        f"  review page: python -m gan_interp.report {run_dir}",
+    ]
+    if offline:
+        lines.append(f"  W&B:         wandb sync {offline[-1]}   (offline run; needs network and a W&B login)")
+    return "\n".join(lines)
 
 
 def objective(metrics: dict[str, float], cfg: DictConfig) -> float | None:
