@@ -313,3 +313,82 @@ def test_cli_signal_saves_a_checkpoint_records_the_resume_command_and_exits_128_
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert json.loads((run / "metrics.json").read_text())["g_steps"] == 6.0
     assert not (run / "failure.json").exists()  # the run finished: no longer shown as interrupted
+
+
+# -- one-line errors: bad resume checkpoints, third-party config complaints, no run dir left by a failed check ----
+def _one_line_exit_2(proc: subprocess.CompletedProcess) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stdout, proc.stderr[-2000:]
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_cli_bad_ckpt_path_is_one_line_exit_2_and_leaves_no_run_dir(tmp_path):
+    (tmp_path / "random.ckpt").write_bytes(os.urandom(2048))
+    other = DCGAN(latent_dim=16, ngf=4, ndf=4)  # another model size than TINY's ngf=8
+    torch.save({"state_dict": other.state_dict(), "epoch": 0, "global_step": 1}, tmp_path / "other.ckpt")
+    expected = {
+        "missing.ckpt": "does not exist; pass a checkpoint file such as <run>/checkpoints/last.ckpt",
+        "random.ckpt": "is not a readable PyTorch checkpoint (UnpicklingError)",
+        "other.ckpt": "does not fit model dcgan of this config (",
+    }
+    for name, message in expected.items():
+        run = tmp_path / f"run_{name}"
+        proc = _cli([*TINY, f"ckpt_path={tmp_path / name}", f"hydra.run.dir={run}"], tmp_path)
+        line = _one_line_exit_2(proc)
+        assert line.startswith(f"error: ckpt_path={tmp_path / name} ") and message in line, line
+        assert not run.exists()  # failed before training: no folder holding only .hydra
+    assert "generator." in line and "has shape [" in line and "resume with the model.* settings" in line
+
+
+def test_cli_errors_inside_hydra_instantiate_are_one_line_exit_2(tmp_path):
+    proc = _cli([*TINY, "model=kgan", "model.k=0", f"hydra.run.dir={tmp_path / 'k0'}"], tmp_path)
+    assert _one_line_exit_2(proc) == "error: model.k=0 must be >= 1"
+    assert not (tmp_path / "k0").exists()
+    if torch.cuda.is_available():
+        return  # trainer=gpu is valid there
+    proc = _cli([*TINY, "trainer=gpu", f"hydra.run.dir={tmp_path / 'gpu'}"], tmp_path)
+    line = _one_line_exit_2(proc)
+    assert line.startswith("error: trainer.accelerator=gpu is not available on this machine (")
+    assert line.endswith("; use trainer=cpu or trainer.accelerator=auto")
+
+
+def test_third_party_config_errors_map_to_config_errors_and_others_stay():
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    from gan_interp.config import third_party_config_error
+
+    gpu = OmegaConf.create({"accelerator": "gpu"})
+    err = third_party_config_error(MisconfigurationException("No supported gpu backend found!"), gpu)
+    assert str(err) == (
+        "trainer.accelerator=gpu is not available on this machine (No supported gpu backend found!); "
+        "use trainer=cpu or trainer.accelerator=auto"
+    )
+    err = third_party_config_error(MisconfigurationException("bad devices\nmore"), OmegaConf.create({}))
+    assert str(err) == "bad devices (Lightning rejected the trainer config; check the trainer.* overrides)"
+    assert third_party_config_error(RuntimeError("boom"), gpu) is None  # unexpected: stays a traceback
+
+
+def test_state_dict_mismatch_names_the_first_difference():
+    from gan_interp.checkpoints import state_dict_mismatch
+
+    model = {"a": torch.zeros(2, 3), "b": torch.zeros(1)}
+    assert state_dict_mismatch(dict(model), model) is None
+    assert state_dict_mismatch({"a": torch.zeros(2, 3)}, model) == "missing weight b"
+    assert state_dict_mismatch({**model, "a": torch.zeros(4, 3)}, model) == "a has shape [4, 3], the model needs [2, 3]"
+    assert state_dict_mismatch({**model, "c": torch.zeros(1)}, model) == "unexpected weight c"
+
+
+def test_only_a_run_dir_without_training_output_is_removed(tmp_path):
+    from gan_interp.train import remove_unused_run_dir
+
+    failed = tmp_path / "failed"
+    (failed / ".hydra").mkdir(parents=True)
+    (failed / "train.log").write_text("x")
+    (failed / "failure.json").write_text("{}")
+    assert remove_unused_run_dir(failed) and not failed.exists()
+    trained = tmp_path / "trained"
+    (trained / ".hydra").mkdir(parents=True)
+    (trained / "checkpoints").mkdir()
+    assert not remove_unused_run_dir(trained) and (trained / "checkpoints").is_dir()
+    assert not remove_unused_run_dir(tmp_path / "absent")

@@ -97,6 +97,33 @@ def load_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
             return torch.load(p, map_location="cpu", weights_only=True)
 
 
+def state_dict_mismatch(saved: dict[str, Any], expected: dict[str, Any]) -> str | None:
+    """The first difference between a checkpoint's ``state_dict`` and a model's (missing/unexpected key,
+    shape), or ``None`` when a strict load would fit."""
+    for key, tensor in expected.items():
+        if key not in saved:
+            return f"missing weight {key}"
+        if tuple(saved[key].shape) != tuple(tensor.shape):
+            return f"{key} has shape {list(saved[key].shape)}, the model needs {list(tensor.shape)}"
+    unexpected = [k for k in saved if k not in expected]
+    return f"unexpected weight {unexpected[0]}" if unexpected else None
+
+
+def check_resume_checkpoint(path: str | Path, model: Any, trust: bool = False) -> None:
+    """A checkpoint training can resume from: readable, a Lightning checkpoint, weights that fit ``model``;
+    else a one-line :class:`ConfigError` naming the file and the fix."""
+    ckpt = load_checkpoint(path, trust)
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise ConfigError(f"ckpt_path={path} has no 'state_dict' (not a Lightning checkpoint of a gan_interp model)")
+    mismatch = state_dict_mismatch(ckpt["state_dict"], model.state_dict())
+    if mismatch:
+        name = getattr(getattr(model, "hparams", {}), "get", lambda _k: None)("name") or type(model).__name__
+        raise ConfigError(
+            f"ckpt_path={path} does not fit model {name} of this config ({mismatch}); "
+            "resume with the model.* settings the checkpoint was trained with"
+        )
+
+
 def run_dir_of_checkpoint(ckpt_path: str | Path) -> Path:
     """``<run>`` for ``<run>/checkpoints/<name>.ckpt``."""
     return Path(str(ckpt_path)).expanduser().absolute().parent.parent

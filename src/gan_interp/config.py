@@ -139,8 +139,25 @@ def _check_training_length(cfg: DictConfig, trainer: Any) -> None:
     )
 
 
+def third_party_config_error(exc: BaseException, node: Any) -> ConfigError | None:
+    """A one-line :class:`ConfigError` for a known third-party complaint about a config value, else ``None``.
+
+    Known: Lightning's ``MisconfigurationException`` (e.g. ``trainer=gpu`` on a machine without a GPU)."""
+    if type(exc).__name__ != "MisconfigurationException":
+        return None
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    accelerator = node.get("accelerator") if hasattr(node, "get") else None
+    if accelerator not in (None, "auto", "cpu") and ("backend" in first or "not available" in first):
+        return ConfigError(
+            f"trainer.accelerator={accelerator} is not available on this machine ({first}); "
+            "use trainer=cpu or trainer.accelerator=auto"
+        )
+    return ConfigError(f"{first} (Lightning rejected the trainer config; check the trainer.* overrides)")
+
+
 def instantiate_node(node: Any, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate``, re-raising the one-line errors of our classes that Hydra would wrap."""
+    """``hydra.utils.instantiate``, re-raising the one-line errors of our classes that Hydra would wrap
+    and known third-party config complaints (:func:`third_party_config_error`) as :class:`ConfigError`."""
     import hydra
     from hydra.errors import InstantiationException
 
@@ -149,4 +166,7 @@ def instantiate_node(node: Any, **kwargs: Any) -> Any:
     except InstantiationException as exc:
         if isinstance(exc.__cause__, GanInterpError):
             raise exc.__cause__ from None
+        mapped = third_party_config_error(exc.__cause__, node) if exc.__cause__ is not None else None
+        if mapped is not None:
+            raise mapped from None
         raise

@@ -31,6 +31,7 @@ from gan_interp.callbacks.guards import preflight_output_dir
 from gan_interp.callbacks.interrupt import StopOnSignal, TrainingInterrupted, interruption_of
 from gan_interp.callbacks.metrics_callback import MetricsCallback
 from gan_interp.callbacks.schedule import reject_schedule_keys
+from gan_interp.checkpoints import check_resume_checkpoint, checkpoint_file
 from gan_interp.config import check_group_choices, instantiate_node, validate_config
 from gan_interp.data.channels import resolve_channels
 from gan_interp.errors import GanInterpError, exit_with_error, one_line_errors
@@ -84,16 +85,16 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
             cfg.group = _default_group(cfg)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     resolve_channels(cfg)  # data.channels: null -> inferred from the images (model.channels follows)
-    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule = instantiate_node(cfg.data)
     datamodule.source.check()  # fail fast with a clear message, before any model is built
-    model = hydra.utils.instantiate(cfg.model)
+    model = instantiate_node(cfg.model)
+    if cfg.get("ckpt_path"):  # one line for a missing/unreadable file or weights of another model, before any output
+        check_resume_checkpoint(cfg.ckpt_path, model, bool(cfg.get("trust_checkpoint", False)))
     # every run stops cleanly on SIGTERM/SIGINT and writes checkpoints atomically after a free-space check
     callbacks = [*instantiate_all(cfg.get("callbacks")), *scheduled_callbacks(cfg), StopOnSignal()]
     loggers = instantiate_all(cfg.get("logger"))
     checkpoint_io = AtomicCheckpointIO(reserve_mb=float(cfg.get("min_free_disk_mb", 0)))
-    trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[checkpoint_io]
-    )
+    trainer = instantiate_node(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[checkpoint_io])
     return datamodule, model, trainer
 
 
@@ -212,6 +213,25 @@ def report_interruption(cfg: DictConfig, stop: TrainingInterrupted) -> None:
     print(f"{stop}{resume}", file=sys.stderr)
 
 
+# what a run that failed its checks (before any training output) leaves in its run dir
+UNUSED_RUN_FILES = frozenset({".hydra", "train.log", "failure.json"})
+
+
+def remove_unused_run_dir(run_dir: Path) -> bool:
+    """Delete ``run_dir`` if it holds nothing but Hydra's record, the log and failure.json (a run that failed
+    validation); a dir with anything else (checkpoints, samples, logs of a run) is kept. True if removed."""
+    import shutil
+
+    try:
+        names = {p.name for p in run_dir.iterdir()}
+    except OSError:
+        return False
+    if not names <= UNUSED_RUN_FILES:
+        return False
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return not run_dir.exists()
+
+
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def hydra_main(cfg: DictConfig) -> float | None:
     """One job. In a multirun, a crashing job is recorded (failure.json, W&B exit code 1) and
@@ -235,6 +255,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
             log.error("job failed (%s: %s); recorded in %s; the sweep goes on", type(exc).__name__, exc, where)
             return math.nan
         if isinstance(exc, GanInterpError):
+            remove_unused_run_dir(Path(str(cfg.paths.output_dir)))
             exit_with_error(exc, log)
         raise
     finally:
@@ -263,6 +284,10 @@ def main() -> None:
     """Console entry: one-line checks of group choices and the output dir, then Hydra."""
     with one_line_errors():
         check_group_choices(sys.argv[1:], config_dir())
+        for arg in sys.argv[1:]:  # a missing resume checkpoint: one line before Hydra makes a run dir
+            key, _, value = arg.partition("=")
+            if key.lstrip("+") == "ckpt_path" and value not in ("", "null"):
+                checkpoint_file(value)
         found = _output_dir_from_argv(sys.argv[1:])
         if found is not None:
             preflight_output_dir(*found)
