@@ -256,15 +256,15 @@ def test_cli_disk_full_before_a_checkpoint_is_one_line_exit_2_and_nothing_trunca
 SIGNAL_AT_STEP = """
 import os, signal, sys
 import lightning as L
-from gan_interp import train
+from gan_interp import train, training
 
 class SignalAt(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if trainer.global_step == 2:  # epoch 0, batch 1
             os.kill(os.getpid(), signal.{sig})
 
-base = train.scheduled_callbacks
-train.scheduled_callbacks = lambda cfg: [*base(cfg), SignalAt()]
+base = training.scheduled_callbacks
+training.scheduled_callbacks = lambda cfg: [*base(cfg), SignalAt()]
 sys.argv = ["gan_interp.train", *sys.argv[1:]]
 train.main()
 """
@@ -392,3 +392,30 @@ def test_only_a_run_dir_without_training_output_is_removed(tmp_path):
     (trained / "checkpoints").mkdir()
     assert not remove_unused_run_dir(trained) and (trained / "checkpoints").is_dir()
     assert not remove_unused_run_dir(tmp_path / "absent")
+
+
+# -- fast answers: --help and config typos before torch/Lightning are imported ------------------------------------
+def test_train_module_imports_no_torch_and_still_exposes_the_job():
+    code = (
+        "import sys, gan_interp.train as t; print('torch' in sys.modules, 'lightning' in sys.modules); "
+        "print(t.build.__module__, t.failure_record.__module__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    assert out.split() == ["False", "False", "gan_interp.training", "gan_interp.training"]
+
+
+def test_cli_help_lists_the_config_groups_and_creates_no_folder(tmp_path):
+    proc = _cli(["--help"], tmp_path)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert proc.stdout.startswith("usage: python -m gan_interp.train [-m]")
+    assert "  model: dcgan, kgan, stylegan_lite\n" in proc.stdout and "  hydra:" not in proc.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_cli_key_typo_is_one_line_exit_2_and_creates_no_folder(tmp_path):
+    proc = _cli(["trainer.max_epoch=3"], tmp_path)
+    assert _one_line_exit_2(proc) == (
+        "error: trainer.max_epoch is not a key of the config; check its spelling "
+        "(python -m gan_interp.train --cfg job lists the keys) or add it with +trainer.max_epoch=3"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

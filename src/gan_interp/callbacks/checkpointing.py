@@ -23,24 +23,15 @@ import lightning as L
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from gan_interp.disk import MIB, free_mb
 from gan_interp.errors import ConfigError, GanInterpError
 from gan_interp.io import TMP_MARK, atomic_path, torch_save
 
 log = logging.getLogger(__name__)
 
-MIB = 2**20
-
 
 class DiskFull(GanInterpError):
     """Not enough free disk for the next checkpoint; nothing was written, the last good one is named."""
-
-
-def free_mb(path: str | Path) -> float:
-    """Free MiB on the file system holding ``path`` (its nearest existing parent)."""
-    path = Path(path)
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return shutil.disk_usage(path).free / MIB
 
 
 def payload_bytes(obj: Any) -> int:

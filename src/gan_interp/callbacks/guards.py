@@ -3,42 +3,20 @@
 
 from __future__ import annotations
 
-import errno
 import math
-import os
 from pathlib import Path
 
 import lightning as L
 import torch
 
-from gan_interp.callbacks.checkpointing import free_mb
+from gan_interp.disk import preflight_output_dir
 from gan_interp.errors import GanInterpError
+
+__all__ = ["DivergenceGuard", "TrainingDiverged", "last_checkpoint", "preflight_output_dir"]
 
 
 class TrainingDiverged(GanInterpError):
     """Losses or weights became NaN/inf; the last good checkpoint is kept."""
-
-
-def preflight_output_dir(run_dir: str | Path, min_free_mb: float = 200.0) -> Path:
-    """Fail fast (one line) if the run dir can't be created/written or the disk is (nearly) full."""
-    run_dir = Path(run_dir)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / f".write_test_{os.getpid()}"
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as exc:
-        reason = "disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or type(exc).__name__)
-        raise GanInterpError(
-            f"output dir {run_dir} is not writable ({reason}); set hydra.run.dir=/writable/path or fix its permissions"
-        ) from None
-    free = free_mb(run_dir)
-    if free < min_free_mb:
-        raise GanInterpError(
-            f"only {free:.0f} MiB free at {run_dir} (need >= {min_free_mb:.0f} MiB for checkpoints); "
-            "free disk space, choose another hydra.run.dir, or lower min_free_disk_mb"
-        )
-    return run_dir
 
 
 def last_checkpoint(trainer: L.Trainer) -> str | None:
