@@ -38,7 +38,7 @@ METRIC_COLS = {  # results column -> metrics key
 
 def parameter_counts(run_dir: Path) -> dict[str, float]:
     model = hydra.utils.instantiate(study.resolved_config(run_dir).model)  # the counts need no weights
-    if hasattr(model, "members"):  # k-GAN: the generators / critics of all k members
+    if model.n_members:  # k-GAN: the generators / critics of all k members
         g = sum(p.numel() for m in model.members for p in m.generator.parameters())
         d = sum(p.numel() for m in model.members for p in m.discriminator.parameters())
     else:

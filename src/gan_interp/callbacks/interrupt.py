@@ -29,6 +29,8 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from gan_interp.callbacks.guards import last_checkpoint
+
 log = logging.getLogger(__name__)
 
 LAST = "last.ckpt"
@@ -150,7 +152,5 @@ def interruption_of(trainer: L.Trainer | None, exc: BaseException) -> TrainingIn
     for cb in trainer.callbacks:
         if isinstance(cb, StopOnSignal) and cb.interruption is not None:
             return cb.interruption
-    ckpt = _checkpoint_of_this_step(trainer) or next(
-        (cb.last_model_path for cb in trainer.checkpoint_callbacks if getattr(cb, "last_model_path", "")), None
-    )
+    ckpt = _checkpoint_of_this_step(trainer) or last_checkpoint(trainer)
     return TrainingInterrupted(signal.SIGTERM, ckpt, trainer.current_epoch, trainer.global_step)
