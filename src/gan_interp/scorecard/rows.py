@@ -42,7 +42,7 @@ def _cell(value: Any) -> str:
 
 def rows_to_markdown(rows: list[ScoreRow]) -> str:
     """The README table: probe | reading | reference | random init | planted | criterion | pass."""
-    head = "| probe | reading | reference | random init | planted | criterion | pass |\n| --- | --- | --- | --- | --- | --- | --- |"
+    head = "| probe | reading | reference | random init | planted | criterion | pass |\n" + "| --- " * 7 + "|"
     body = [
         f"| {r.probe} | {r.reading} | {_cell(r.reference)} | {_cell(r.random_init)} | {_cell(r.planted)} | "
         f"{r.criterion} | {'-' if r.passed is None else ('PASS' if r.passed else 'FAIL')} |"
