@@ -315,6 +315,34 @@ def test_cli_signal_saves_a_checkpoint_records_the_resume_command_and_exits_128_
     assert not (run / "failure.json").exists()  # the run finished: no longer shown as interrupted
 
 
+SIGTERM_BEFORE_FIT = """
+import os, signal, sys, time
+from gan_interp import train, training
+
+real_build = training.build
+def terminated_while_building(cfg):  # before trainer.fit: Lightning's own SIGTERM handler is not set yet
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)
+    return real_build(cfg)
+
+training.build = terminated_while_building
+sys.argv = ["gan_interp.train", *sys.argv[1:]]
+train.main()
+"""
+
+
+def test_cli_sigterm_outside_the_training_steps_is_recorded_and_exits_143(tmp_path):
+    run = tmp_path / "run"
+    proc = _py(SIGTERM_BEFORE_FIT, [*TINY, *NO_PROBES, "trainer.max_epochs=1", f"hydra.run.dir={run}"], tmp_path)
+    assert proc.returncode == 143, proc.stderr[-3000:]
+    assert (
+        proc.stderr.strip().splitlines()[-1] == "interrupted by SIGTERM outside the training steps; no checkpoint saved"
+    )
+    record = json.loads((run / "failure.json").read_text())
+    assert record["reason"] == "interrupted" and record["signal"] == "SIGTERM" and record["checkpoint"] is None
+    assert not (run / "checkpoints").exists() and not (run / "metrics.json").exists()
+
+
 # -- one-line errors: bad resume checkpoints, third-party config complaints, no run dir left by a failed check ----
 def _one_line_exit_2(proc: subprocess.CompletedProcess) -> str:
     lines = proc.stderr.strip().splitlines()
@@ -419,3 +447,11 @@ def test_cli_key_typo_is_one_line_exit_2_and_creates_no_folder(tmp_path):
         "(python -m gan_interp.train --cfg job lists the keys) or add it with +trainer.max_epoch=3"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_cli_normal_run_prints_no_known_third_party_noise(tmp_path):
+    # Lightning's pytree deprecation and litlogger tip are filtered at the source (gan_interp.third_party)
+    proc = _cli([*TINY, "logger=wandb", *NO_PROBES, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}/run"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for noise in ("LeafSpec", "litlogger", "Tip:"):
+        assert noise not in proc.stderr and noise not in proc.stdout, noise

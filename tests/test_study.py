@@ -224,3 +224,38 @@ def test_each_experiment_readme_quotes_every_table_its_script_wrote(name):
     assert tables, f"{name}/results.md has no tables"
     missing = [t.splitlines()[0] for t in tables if t not in readme]
     assert not missing, f"experiments/{name}/README.md is out of date with results.md (tables starting {missing})"
+
+
+def test_reference_models_script_trains_checks_the_bar_and_reuses_finished_runs(tmp_path):
+    env = {**os.environ, "WANDB_MODE": "offline", "GAN_INTERP_CACHE": str(tmp_path / "cache")}
+    cmd = [
+        sys.executable,
+        str(ROOT / "experiments" / "reference_models" / "run.py"),
+        "--models",
+        "dcgan",
+        "--out-dir",
+        str(tmp_path / "out"),
+        "--results-dir",
+        str(tmp_path / "results"),
+        "--eval-n",
+        "48",
+        "data.source.n=480",
+        "trainer.max_epochs=1",
+        "model.ngf=8",
+        "model.ndf=8",
+        "threads=1",
+    ]
+    first = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900, env=env)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
+    res = json.loads((tmp_path / "results" / "results.json").read_text())
+    bar = res["bar"]["dcgan"]
+    assert 0.0 <= bar["c2st_conv"] <= 1.0 and bar["fid"] > 0 and bar["fid_floor"] > 0
+    assert bar["fid_over_floor"] == pytest.approx(bar["fid"] / bar["fid_floor"])
+    assert bar["passed"] is False  # one epoch of a width-8 DCGAN cannot pass; the verdict is computed, not set
+    assert res["training"]["dcgan"]["preset"] == "dcgan_stable" and res["training"]["dcgan"]["g_steps"] > 0
+    index = json.loads((tmp_path / "out" / "checkpoints.json").read_text())
+    assert Path(index["dcgan"]["checkpoint"]).is_file() and index["dcgan"]["passed_bar"] is False
+    assert "| dcgan | dcgan_stable |" in (tmp_path / "results" / "results.md").read_text()
+    assert (tmp_path / "results" / "figures" / "dcgan_samples.png").is_file()
+    again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900, env=env)
+    assert again.returncode == 0 and "dcgan: reusing the finished run" in again.stdout

@@ -66,6 +66,8 @@ def _check_learning_rates(model_cfg: DictConfig) -> None:
     for key, value in model_cfg.items():
         key = str(key)
         is_lr = key == "lr" or key.startswith("lr_") or key.endswith("_lr")
+        if is_lr and value is None:
+            continue  # an optional rate (e.g. model.lr_d: null = the same as model.lr)
         if is_lr and _number(model_cfg, f"model.{key}", value, float) <= 0:
             raise ConfigError(f"model.{key}={value} must be > 0 (e.g. model.{key}=2e-4)")
     betas = model_cfg.get("betas")

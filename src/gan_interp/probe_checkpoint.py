@@ -41,6 +41,7 @@ from gan_interp.config import check_group_choices, check_threads, instantiate_no
 from gan_interp.errors import ConfigError, one_line_errors
 from gan_interp.io import write_text
 from gan_interp.paths import config_dir
+from gan_interp.third_party import quiet_known_noise
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ def checkpoint_metrics(
 
 def probe_checkpoint(cfg: DictConfig, explicit_paths: set[str] | None = None) -> dict[str, Any]:
     """Run ``cfg.probes`` and ``cfg.metrics`` on ``cfg.ckpt_path``; returns what was written."""
+    quiet_known_noise()
     if not cfg.get("ckpt_path"):
         raise ConfigError(
             "ckpt_path is required: python -m gan_interp.probe_checkpoint ckpt_path=<run>/checkpoints/last.ckpt"

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from omegaconf import DictConfig
 from gan_interp.checkpoints import checkpoint_file
 from gan_interp.config import check_group_choices, group_options
 from gan_interp.disk import preflight_output_dir
-from gan_interp.errors import ConfigError, GanInterpError, exit_with_error, one_line_errors
+from gan_interp.errors import ConfigError, GanInterpError, Terminated, exit_with_error, one_line_errors
 from gan_interp.paths import config_dir
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,17 @@ def remove_unused_run_dir(run_dir: Path) -> bool:
     return not run_dir.exists()
 
 
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM raises :class:`Terminated` (recorded, exit 143) instead of killing the job silently; Lightning
+    installs its own handler for the fit and restores this one after it. Main thread only (as signals are)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
+
+
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def hydra_main(cfg: DictConfig) -> float | None:
     """One job. In a multirun, a crashing job is recorded (failure.json, W&B exit code 1) and
@@ -72,16 +85,18 @@ def hydra_main(cfg: DictConfig) -> float | None:
     from gan_interp.logging_utils import finish_wandb
     from gan_interp.training import _is_multirun, objective, record_failure, report_interruption, train
 
+    stop_on_sigterm()  # from here on a SIGTERM is recorded (before: the job had not started)
     try:
         return objective(train(cfg), cfg)
     except TrainingInterrupted as stop:  # SIGTERM / SIGINT: a sweep stops too
         report_interruption(cfg, stop)
         raise SystemExit(stop.exit_code) from None
-    except KeyboardInterrupt as exc:  # Ctrl-C outside the training steps (e.g. data preparation)
-        finish_wandb(exit_code=130)
+    except (KeyboardInterrupt, Terminated) as exc:  # a signal outside the training steps (e.g. data preparation)
+        name, code = ("SIGTERM", Terminated.exit_code) if isinstance(exc, Terminated) else ("SIGINT", 130)
+        finish_wandb(exit_code=code)
         record_failure(cfg, exc)
-        print("interrupted by SIGINT outside the training steps; no checkpoint saved", file=sys.stderr)
-        raise SystemExit(130) from None
+        print(f"interrupted by {name} outside the training steps; no checkpoint saved", file=sys.stderr)
+        raise SystemExit(code) from None
     except Exception as exc:
         finish_wandb(exit_code=1)
         where = record_failure(cfg, exc)

@@ -29,8 +29,10 @@ from gan_interp.checkpoints import check_resume_checkpoint
 from gan_interp.config import instantiate_node, validate_config
 from gan_interp.data.channels import resolve_channels
 from gan_interp.disk import preflight_output_dir
+from gan_interp.errors import Terminated
 from gan_interp.io import write_json, write_text
 from gan_interp.logging_utils import finish_wandb
+from gan_interp.third_party import quiet_known_noise
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train one model; returns the final metrics (also written to ``<run>/metrics.json``)."""
     run_dir = preflight_output_dir(cfg.paths.output_dir, float(cfg.get("min_free_disk_mb", 0)))
+    quiet_known_noise()
     datamodule, model, trainer = build(cfg)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     if trainer.is_global_zero:  # DDP: every rank runs this function; one writes the run files
@@ -170,8 +173,9 @@ def resume_command(cfg: DictConfig, checkpoint: str | Path) -> str:
 def failure_record(cfg: DictConfig, exc: BaseException) -> dict[str, Any]:
     """What ``failure.json`` says: why the job stopped, and for an interruption how to resume it."""
     record: dict[str, Any] = {"reason": "error", "error": f"{type(exc).__name__}: {exc}"}
-    if isinstance(exc, KeyboardInterrupt):
-        record = {"reason": "interrupted", "error": "interrupted by SIGINT", "signal": "SIGINT", "checkpoint": None}
+    if isinstance(exc, (KeyboardInterrupt, Terminated)):
+        name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+        record = {"reason": "interrupted", "error": f"interrupted by {name}", "signal": name, "checkpoint": None}
     elif isinstance(exc, TrainingInterrupted):
         ckpt = exc.checkpoint
         record = {

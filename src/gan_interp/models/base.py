@@ -30,6 +30,7 @@ sides a model can make are its class attribute ``supported_resolutions``, checke
 
 from __future__ import annotations
 
+import copy
 from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -92,6 +93,7 @@ class GANModule(L.LightningModule):
         self.fixed_seed = int(fixed_seed)
         self.g_steps = 0
         self.interpretable: nn.Module | None = None  # Interpretable-GAN regulariser (init_interpretable)
+        self.g_ema: nn.Module | None = None  # EMA copy of self.generator (init_ema)
 
     # -- generator contract --------------------------------------------------------------------
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -186,6 +188,34 @@ class GANModule(L.LightningModule):
     def finish_generator_step(self) -> None:
         """Call once per generator update (keeps ``g_steps``)."""
         self.g_steps += 1
+
+    # -- EMA of the generator weights (Karras et al. 2018), what eval mode reads ------------------
+    def init_ema(self) -> None:
+        """Keep ``g_ema``, an exponential moving average of ``self.generator`` (call after building it).
+
+        :attr:`g_eval` is the generator every reader uses: in eval mode (samples, metrics, probes, validation)
+        the EMA copy when :attr:`use_ema`, in train mode the trained one. ``g_ema`` is a submodule, so
+        checkpoints carry it. The model moves it with :meth:`update_ema` after each generator step.
+        """
+        self.g_ema = copy.deepcopy(self.generator).requires_grad_(False)
+
+    @property
+    def use_ema(self) -> bool:
+        """Eval mode reads the EMA generator (models with an on/off option override this)."""
+        return self.g_ema is not None
+
+    @property
+    def g_eval(self) -> nn.Module:
+        """The generator to read now: ``g_ema`` in eval mode when :attr:`use_ema`, else ``self.generator``."""
+        return self.g_ema if (self.g_ema is not None and self.use_ema and not self.training) else self.generator
+
+    @torch.no_grad()
+    def update_ema(self, beta: float) -> None:
+        """``ema <- beta * ema + (1 - beta) * weights`` for parameters; buffers (BatchNorm statistics) copied."""
+        for p_ema, p in zip(self.g_ema.parameters(), self.generator.parameters()):
+            p_ema.lerp_(p.detach(), 1.0 - beta)
+        for b_ema, b in zip(self.g_ema.buffers(), self.generator.buffers()):
+            b_ema.copy_(b)
 
     # ``g_steps`` in every row Lightning logs (step rows, the epoch's training row, the validation row),
     # next to the ``epoch`` Lightning adds: the axes of gan_interp.logging_utils

@@ -59,3 +59,13 @@ def r1_penalty(real_scores: Tensor, real: Tensor) -> Tensor:
     """
     (grad,) = torch.autograd.grad(outputs=real_scores.float().sum(), inputs=real, create_graph=True)
     return grad.flatten(1).pow(2).sum(1)
+
+
+def d_hinge_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    """Hinge discriminator loss (Lim & Ye 2017; SN-GAN, BigGAN): relu(1 - D(x)) + relu(1 + D(G(z)))."""
+    return F.relu(1.0 - real_scores).mean() + F.relu(1.0 + fake_scores).mean()
+
+
+def g_hinge_loss(fake_scores: Tensor) -> Tensor:
+    """Hinge generator loss: -D(G(z))."""
+    return -fake_scores.mean()

@@ -31,7 +31,6 @@ Sampling (generator contract):
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable
 
@@ -232,18 +231,13 @@ class StyleGANLite(GANModule):
             latent_dim, w_dim, n_mapping, mapping_lr_mul, w_avg_beta, resolution, channels, channel_base, channel_max
         )
         self.discriminator = StyleDiscriminator(resolution, channels, channel_base, channel_max, mbstd_group)
-        self.g_ema = copy.deepcopy(self.generator).requires_grad_(False)
+        self.init_ema()
         self.n_ws = self.generator.synthesis.n_ws
         self.d_steps = 0
         self.images_seen = 0  # real images consumed (drives the EMA ramp-up)
         self.init_interpretable(interpretable)  # hooks the training generator's chosen layer
 
     # -- generator contract ------------------------------------------------------------------------
-    @property
-    def g_eval(self) -> StyleGenerator:
-        """The generator ``generate`` uses now: EMA in eval mode (if ``use_ema``), else the trained one."""
-        return self.g_ema if (self.use_ema and not self.training) else self.generator
-
     @property
     def w_avg(self) -> Tensor:
         return self.g_eval.mapping.w_avg
@@ -353,14 +347,6 @@ class StyleGANLite(GANModule):
         if self.hparams.ema_rampup is not None:
             half_life = min(half_life, self.images_seen * self.hparams.ema_rampup)
         return 0.5 ** (batch_size / max(half_life, 1e-8))
-
-    @torch.no_grad()
-    def update_ema(self, beta: float) -> None:
-        """``ema <- beta * ema + (1 - beta) * current`` for parameters; buffers copied."""
-        for p_ema, p in zip(self.g_ema.parameters(), self.generator.parameters()):
-            p_ema.lerp_(p.detach(), 1.0 - beta)
-        for b_ema, b in zip(self.g_ema.buffers(), self.generator.buffers()):
-            b_ema.copy_(b)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
