@@ -220,14 +220,19 @@ def render_posters(n: int, resolution: int = 64, seed: int = 0, start: int = 0) 
     depend on ``resolution`` (only the pixel grid and the noise do).
     """
     validate_request(n, resolution, seed, start)
-    n, res = int(n), int(resolution)
+    res = int(resolution)
+    return _render(int(n), res, lambda lo, hi: _poster_streams(range(start + lo, start + hi), int(seed), res))
+
+
+def _render(n: int, res: int, inputs) -> PosterBatch:
+    """Render ``n`` posters in chunks; ``inputs(lo, hi)`` gives a chunk's (uniforms, unit noise)."""
     images = np.empty((n, 3, res, res), np.uint8)
     masks = np.empty((n, len(CONCEPTS), res, res), bool)
     parts: list[dict] = []
     kinds = np.arange(len(CONCEPTS), dtype=np.int8)[None, :, None, None]
     for lo in range(0, n, _CHUNK):
         hi = min(n, lo + _CHUNK)
-        u, noise = _poster_streams(range(start + lo, start + hi), int(seed), res)
+        u, noise = inputs(lo, hi)
         f = _sample(u)
         images[lo:hi], owner = _render_chunk(f, res, noise)
         masks[lo:hi] = owner[:, None] == kinds
@@ -243,22 +248,14 @@ def render_from_uniforms(u: np.ndarray, resolution: int = 64, noise: np.ndarray 
     11 light title, 12 letter count, 13 frame, 14 stripes, ...). ``noise [N, 3, R, R]`` in units of
     ``noise_sigma`` (default: none). The probe scorecard's planted generator renders through this.
     """
-    validate_request(max(1, len(u)), resolution)
-    u = np.asarray(u, dtype=np.float64).reshape(len(u), N_UNIFORMS)
+    u = np.asarray(u, dtype=np.float64).reshape(-1, N_UNIFORMS)
+    validate_request(len(u), resolution)
     res = int(resolution)
-    images = np.empty((len(u), 3, res, res), np.uint8)
-    masks = np.empty((len(u), len(CONCEPTS), res, res), bool)
-    kinds = np.arange(len(CONCEPTS), dtype=np.int8)[None, :, None, None]
-    parts: list[dict] = []
-    for lo in range(0, len(u), _CHUNK):
-        hi = min(len(u), lo + _CHUNK)
-        f = _sample(u[lo:hi])
-        chunk_noise = np.zeros((hi - lo, 3, res, res), np.float32) if noise is None else noise[lo:hi]
-        images[lo:hi], owner = _render_chunk(f, res, chunk_noise)
-        masks[lo:hi] = owner[:, None] == kinds
-        parts.append({k: v for k, v in f.items() if not k.startswith("_")})
-    factors = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
-    return PosterBatch(images=images, masks=masks, factors=factors)
+
+    def inputs(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        return u[lo:hi], np.zeros((hi - lo, 3, res, res), np.float32) if noise is None else noise[lo:hi]
+
+    return _render(len(u), res, inputs)
 
 
 def render_poster(index: int, resolution: int, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:

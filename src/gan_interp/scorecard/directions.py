@@ -224,12 +224,12 @@ def _readable(name: str, r2: dict[str, float] | None, s: DirectionSettings) -> b
 
 def _read_note(name: str, names, read: dict | None) -> str:
     """What the regressor makes of the planted factor (it confounds factors the real posters correlate)."""
-    if read is None or name not in PLANTED_DIMS:
+    if read is None or name not in PLANTED_DIMS or name not in names:
         return ""
     value, _, j = _best(read, ("dims",), names.index(name), "discovered")
     if j == PLANTED_DIMS[name]:
         return ""
-    return f"; read through the regressor the planted's best dim is {j} ({value:.2f}): the regressor confounds"
+    return f"through the regressor the planted's best dim for {name} is {j} ({value:.2f}): the regressor confounds"
 
 
 def factor_rows(names, r2, ref, rand, exact, read, s: DirectionSettings) -> list[ScoreRow]:
@@ -260,7 +260,7 @@ def factor_rows(names, r2, ref, rand, exact, read, s: DirectionSettings) -> list
                 planted=_cell(exact, f, ("dims",), with_index=True),
                 criterion=criterion,
                 passed=passed,
-                note=note + _read_note(name, names, read),
+                note="; ".join(filter(None, [note, _read_note(name, names, read)])),
                 details={"r2": r2.get(name), "planted_dim": PLANTED_DIMS.get(name), "planted_ok": planted_ok},
             )
         )
@@ -308,7 +308,7 @@ def question_row(names, r2, ref, rand, exact, read, s: DirectionSettings) -> Sco
             f"the hue dim {PLANTED_DIMS['bg_rg']} for bg_rg (each >= {s.min_corr}, >= random + {s.margin})"
         ),
         passed=passed,
-        note=f"answer: {answer}" + "".join(_read_note(f, names, read) for f in QUESTION_FACTORS if f in names),
+        note="; ".join(filter(None, [f"answer: {answer}", *(_read_note(f, names, read) for f in QUESTION_FACTORS)])),
         details={"question_factors": list(QUESTION_FACTORS), "answer_reference": ref_yes, "answer_random": rand_yes},
     )
 
