@@ -99,9 +99,9 @@ def model_reading(model, real: Tensor, s: ActmaxSettings, seed: int) -> dict:
         _, pixel_end, hist = _pixel(model, layer, units, s, seed)
         _, images, prior_end = _prior(model, layer, units, s, seed)
     top = real_max[units].cpu()
-    mean_top = float(top.mean()) if float(top.mean()) > 0 else float("nan")
-    return {
-        "pixel_history_ratio": {i + 1: h / mean_top for i, h in enumerate(hist) if (i + 1) % 10 == 0},
+    mean_top = float(top.mean())
+    return {  # the history is of jittered inputs: a rough curve (empty when the real maxima are not positive)
+        "pixel_history_ratio": {i + 1: h / mean_top for i, h in enumerate(hist) if (i + 1) % 10 == 0 and mean_top > 0},
         "layer": name,
         "units": units,
         "real_max": top.tolist(),

@@ -43,8 +43,8 @@ class DirectionSettings:
     steps: int = 5  # coordinate values per base
     span: float = 2.0  # values run over [-span, span] latent stds
     n_samples: int = 256  # GANSpace PCA samples
-    n_fit: int = 4000  # posters the factor regressor trains on (at most)
-    epochs: int = 30  # regressor epochs
+    n_fit: int = 3000  # posters the factor regressor trains on (at most)
+    epochs: int = 20  # regressor epochs
     min_r2: float = 0.5  # a regressed factor with a lower held-out R^2 is unreadable: no verdict
     min_corr: float = 0.6  # a direction "controls" a factor at |corr| >= this ...
     margin: float = 0.1  # ... and at least this much above the best of as many random directions

@@ -171,9 +171,9 @@ def _split_table(dm, split: str, n: int | None, names: tuple[str, ...]) -> tuple
 
 def fit_factor_reader(
     dm,  # a GANDataModule (set up); its train split fits, its test split scores
-    n_fit: int = 4000,  # training posters (at most)
+    n_fit: int = 3000,  # training posters (at most)
     n_test: int = 1000,  # held-out posters for R^2 (at most)
-    epochs: int = 30,
+    epochs: int = 20,
     seed: int = 0,
     names: tuple[str, ...] = REGRESSED_FACTORS,  # wanted regressed factors (unavailable ones are dropped)
 ) -> FactorReader:
