@@ -153,3 +153,14 @@ def test_save_preview(tmp_path) -> None:
         assert im.mode == "RGB"
     tile = 32 * 4 + 2  # scale 4 at 32 px, 2 px gap
     assert (w, h) == (2 * tile + 2, 4 * tile + 2)  # 2x2 posters above 2x2 overlays
+
+
+def test_render_from_uniforms_matches_the_seeded_stream() -> None:
+    # the same uniforms and noise render the same posters, masks and factors as the seeded stream
+    u, noise = sp._poster_streams(range(5, 25), 3, 32)
+    given = sp.render_from_uniforms(u, 32, noise)
+    seeded = render_posters(20, resolution=32, seed=3, start=5)
+    assert np.array_equal(given.images, seeded.images) and np.array_equal(given.masks, seeded.masks)
+    assert all(np.array_equal(given.factors[k], seeded.factors[k]) for k in seeded.factors)
+    quiet = sp.render_from_uniforms(u, 32)  # no noise: flat concept colours, same masks
+    assert np.array_equal(quiet.masks, seeded.masks) and not np.array_equal(quiet.images, seeded.images)

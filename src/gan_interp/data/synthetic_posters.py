@@ -37,7 +37,7 @@ _HUE_DRIFT = np.array([-0.05, 0.03, 0.05, 0.0, -0.05, 0.10])
 _ORB_P = np.array([0.5, 0.7, 0.3, 0.8, 0.6, 0.85])
 _ORB_HUE = np.array([0.13, 0.02, 0.12, 0.0, 0.0, 0.80])
 _ORB_SAT = np.array([0.75, 0.70, 0.35, 0.05, 0.05, 0.50])
-_N_UNIFORMS = 32  # uniforms drawn per poster (fixed, so the noise stream never shifts)
+N_UNIFORMS = 32  # uniforms drawn per poster (fixed, so the noise stream never shifts)
 _CHUNK = 256  # posters rendered at once (memory bound only; results do not depend on it)
 _OVERLAY_COLOURS = np.array(
     [[60, 60, 60], [140, 90, 200], [255, 220, 0], [230, 30, 30], [40, 120, 255], [0, 230, 230], [60, 220, 60]],
@@ -83,7 +83,7 @@ def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def _sample(u: np.ndarray) -> dict[str, np.ndarray]:
-    """Map per-poster uniforms [N, _N_UNIFORMS] to latent factors and colours (vectorised)."""
+    """Map per-poster uniforms [N, N_UNIFORMS] to latent factors and colours (vectorised)."""
     g = np.minimum((u[:, 0] * len(GENRES)).astype(np.int64), len(GENRES) - 1)
     hue = np.mod(_HUE[g] + (u[:, 1] - 0.5) * 0.06, 1.0)
     sat = np.clip(_SAT[g] + (u[:, 2] - 0.5) * 0.2, 0.0, 1.0)
@@ -203,12 +203,12 @@ def _render_chunk(f: dict, res: int, noise: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def _poster_streams(indices: range, seed: int, res: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-poster uniforms [B, _N_UNIFORMS] and unit noise [B, 3, R, R] from (seed, index)."""
-    u = np.empty((len(indices), _N_UNIFORMS))
+    """Per-poster uniforms [B, N_UNIFORMS] and unit noise [B, 3, R, R] from (seed, index)."""
+    u = np.empty((len(indices), N_UNIFORMS))
     noise = np.empty((len(indices), 3, res, res), np.float32)
     for k, i in enumerate(indices):
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(i,)))
-        u[k] = rng.random(_N_UNIFORMS)  # factors first: identical at every resolution
+        u[k] = rng.random(N_UNIFORMS)  # factors first: identical at every resolution
         noise[k] = rng.standard_normal((3, res, res), dtype=np.float32)
     return u, noise
 
@@ -220,20 +220,42 @@ def render_posters(n: int, resolution: int = 64, seed: int = 0, start: int = 0) 
     depend on ``resolution`` (only the pixel grid and the noise do).
     """
     validate_request(n, resolution, seed, start)
-    n, res = int(n), int(resolution)
+    res = int(resolution)
+    return _render(int(n), res, lambda lo, hi: _poster_streams(range(start + lo, start + hi), int(seed), res))
+
+
+def _render(n: int, res: int, inputs) -> PosterBatch:
+    """Render ``n`` posters in chunks; ``inputs(lo, hi)`` gives a chunk's (uniforms, unit noise)."""
     images = np.empty((n, 3, res, res), np.uint8)
     masks = np.empty((n, len(CONCEPTS), res, res), bool)
     parts: list[dict] = []
     kinds = np.arange(len(CONCEPTS), dtype=np.int8)[None, :, None, None]
     for lo in range(0, n, _CHUNK):
         hi = min(n, lo + _CHUNK)
-        u, noise = _poster_streams(range(start + lo, start + hi), int(seed), res)
+        u, noise = inputs(lo, hi)
         f = _sample(u)
         images[lo:hi], owner = _render_chunk(f, res, noise)
         masks[lo:hi] = owner[:, None] == kinds
         parts.append({k: v for k, v in f.items() if not k.startswith("_")})
     factors = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     return PosterBatch(images=images, masks=masks, factors=factors)
+
+
+def render_from_uniforms(u: np.ndarray, resolution: int = 64, noise: np.ndarray | None = None) -> PosterBatch:
+    """Posters drawn from given per-poster uniforms ``u [N, N_UNIFORMS]`` in ``[0, 1)`` instead of a seeded
+    stream: column ``j`` drives what :func:`_sample` reads from ``u[:, j]`` (0 genre, 1 hue offset, 2 saturation
+    offset, 3 value offset, 4 figure scale, 5 figure x, 6 orb presence, 7-9 orb x/y/radius, 10 title at top,
+    11 light title, 12 letter count, 13 frame, 14 stripes, ...). ``noise [N, 3, R, R]`` in units of
+    ``noise_sigma`` (default: none). The probe scorecard's planted generator renders through this.
+    """
+    u = np.asarray(u, dtype=np.float64).reshape(-1, N_UNIFORMS)
+    validate_request(len(u), resolution)
+    res = int(resolution)
+
+    def inputs(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        return u[lo:hi], np.zeros((hi - lo, 3, res, res), np.float32) if noise is None else noise[lo:hi]
+
+    return _render(len(u), res, inputs)
 
 
 def render_poster(index: int, resolution: int, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
