@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import OmegaConf
 
 from gan_interp.io import write_json
@@ -163,9 +165,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out-dir", type=Path, default=None, help="runs + checkpoints.json (default: outputs/)")
     parser.add_argument("--results-dir", type=Path, default=HERE, help="where results.md/.json and figures/ go")
     parser.add_argument("--eval-n", type=int, default=None, help="images per side of the bar (default: config)")
+    parser.add_argument(
+        "--eval-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override config.yaml, e.g. evaluation.domain.steps=50",
+    )
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every training run")
     args = parser.parse_args(argv)
     cfg = OmegaConf.load(HERE / "config.yaml")
+    for item in args.set:
+        key, _, value = item.partition("=")
+        OmegaConf.update(cfg, key, yaml.safe_load(value), merge=False)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")  # progress lines of the metrics
     out = (args.out_dir or Path(cfg.out_dir or HERE / "outputs")).resolve()
     names = [m for m in args.models.split(",") if m]
     unknown = [m for m in names if m not in cfg.models]
