@@ -59,7 +59,9 @@ class PosterBatch:
         return int(self.images.shape[0])
 
 
-def validate_request(n: int, resolution: int, seed: int = 0, start: int = 0) -> None:
+def validate_request(
+    n: int, resolution: int, seed: int = 0, start: int = 0, orb_probability: float | None = None
+) -> None:
     """Raise ``ConfigError`` (a ``ValueError``) with a one-line message naming a bad value."""
     if isinstance(resolution, bool) or resolution not in RESOLUTIONS:
         raise ConfigError(f"resolution={resolution!r} is not supported; use one of {RESOLUTIONS}")
@@ -69,6 +71,8 @@ def validate_request(n: int, resolution: int, seed: int = 0, start: int = 0) -> 
         raise ConfigError(f"seed={seed!r} is invalid; seed must be an integer >= 0")
     if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
         raise ConfigError(f"start={start!r} is invalid; start must be an integer >= 0")
+    if orb_probability is not None and not 0.0 <= float(orb_probability) <= 1.0:
+        raise ConfigError(f"orb_probability={orb_probability!r} must lie in [0, 1] (or None for the genre's own)")
 
 
 def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -82,15 +86,17 @@ def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.clip(table[i, np.arange(h.shape[0])], 0.0, 1.0).astype(np.float32)
 
 
-def _sample(u: np.ndarray) -> dict[str, np.ndarray]:
-    """Map per-poster uniforms [N, N_UNIFORMS] to latent factors and colours (vectorised)."""
+def _sample(u: np.ndarray, orb_probability: float | None = None) -> dict[str, np.ndarray]:
+    """Map per-poster uniforms [N, N_UNIFORMS] to latent factors and colours (vectorised).
+
+    ``orb_probability`` replaces the per-genre orb probability (None: the genre's, the default)."""
     g = np.minimum((u[:, 0] * len(GENRES)).astype(np.int64), len(GENRES) - 1)
     hue = np.mod(_HUE[g] + (u[:, 1] - 0.5) * 0.06, 1.0)
     sat = np.clip(_SAT[g] + (u[:, 2] - 0.5) * 0.2, 0.0, 1.0)
     dv = (u[:, 3] - 0.5) * 0.16
     scale = 0.42 + 0.24 * u[:, 4]
     fig_x = 0.28 + 0.44 * u[:, 5]
-    has_orb = u[:, 6] < _ORB_P[g]
+    has_orb = u[:, 6] < (_ORB_P[g] if orb_probability is None else float(orb_probability))
     orb_x = np.where(fig_x < 0.5, 0.60 + 0.22 * u[:, 7], 0.18 + 0.22 * u[:, 7])
     orb_y, orb_r = 0.32 + 0.18 * u[:, 8], 0.07 + 0.07 * u[:, 9]
     f = {
@@ -213,18 +219,27 @@ def _poster_streams(indices: range, seed: int, res: int) -> tuple[np.ndarray, np
     return u, noise
 
 
-def render_posters(n: int, resolution: int = 64, seed: int = 0, start: int = 0) -> PosterBatch:
+def render_posters(
+    n: int,  # posters to render
+    resolution: int = 64,  # side: 32, 64 or 128
+    seed: int = 0,  # the poster stream
+    start: int = 0,  # index of the first poster in the stream
+    orb_probability: float | None = None,  # None: each genre's own (the default); 0: posters never have an orb
+) -> PosterBatch:
     """Render posters ``start .. start+n-1`` of stream ``seed`` at ``resolution`` (32, 64 or 128).
 
     Poster ``i`` is bit-identical whatever ``n``/``start`` it is rendered under; its factors do not
-    depend on ``resolution`` (only the pixel grid and the noise do).
+    depend on ``resolution`` (only the pixel grid and the noise do). ``orb_probability`` changes only
+    whether a poster has an orb (the same uniform decides it): with 0, every poster is the default one
+    with its orb left out and nothing else changed (the planted "no-orb" control of the probe scorecard).
     """
-    validate_request(n, resolution, seed, start)
+    validate_request(n, resolution, seed, start, orb_probability)
     res = int(resolution)
-    return _render(int(n), res, lambda lo, hi: _poster_streams(range(start + lo, start + hi), int(seed), res))
+    streams = lambda lo, hi: _poster_streams(range(start + lo, start + hi), int(seed), res)  # noqa: E731
+    return _render(int(n), res, streams, orb_probability)
 
 
-def _render(n: int, res: int, inputs) -> PosterBatch:
+def _render(n: int, res: int, inputs, orb_probability: float | None = None) -> PosterBatch:
     """Render ``n`` posters in chunks; ``inputs(lo, hi)`` gives a chunk's (uniforms, unit noise)."""
     images = np.empty((n, 3, res, res), np.uint8)
     masks = np.empty((n, len(CONCEPTS), res, res), bool)
@@ -233,7 +248,7 @@ def _render(n: int, res: int, inputs) -> PosterBatch:
     for lo in range(0, n, _CHUNK):
         hi = min(n, lo + _CHUNK)
         u, noise = inputs(lo, hi)
-        f = _sample(u)
+        f = _sample(u, orb_probability)
         images[lo:hi], owner = _render_chunk(f, res, noise)
         masks[lo:hi] = owner[:, None] == kinds
         parts.append({k: v for k, v in f.items() if not k.startswith("_")})

@@ -37,15 +37,15 @@ def _cell(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.3g}"
-    return str(value)
+    return str(value).replace("|", "\\|").replace("\n", " ")  # a pipe or newline inside a cell breaks the table
 
 
 def rows_to_markdown(rows: list[ScoreRow]) -> str:
     """The README table: probe | reading | reference | random init | planted | criterion | pass."""
     head = "| probe | reading | reference | random init | planted | criterion | pass |\n" + "| --- " * 7 + "|"
     body = [
-        f"| {r.probe} | {r.reading} | {_cell(r.reference)} | {_cell(r.random_init)} | {_cell(r.planted)} | "
-        f"{r.criterion} | {'-' if r.passed is None else ('PASS' if r.passed else 'FAIL')} |"
+        f"| {_cell(r.probe)} | {_cell(r.reading)} | {_cell(r.reference)} | {_cell(r.random_init)} | "
+        f"{_cell(r.planted)} | {_cell(r.criterion)} | {'-' if r.passed is None else ('PASS' if r.passed else 'FAIL')} |"
         for r in rows
     ]
     return "\n".join([head, *body]) + "\n"
