@@ -18,6 +18,7 @@ from PIL import Image
 from gan_interp.io import save_png
 from gan_interp.report import build_report, main, run_data, write_report
 from gan_interp.report.html import CSS, figure, img_tag, png_size
+from gan_interp.report.page import loss_series
 from gan_interp.report.run_data import collect_run, find_runs, flatten_summary
 from gan_interp.train import train
 
@@ -140,6 +141,12 @@ def test_curves_come_from_the_csv_log_and_a_run_without_one_says_so(tmp_path) ->
     text = build_report(run)
     assert "Training curves" in text and "Logged once:" in text  # a one-point series is a number, not a plot
     assert '<th class="l">train/g_loss (step 4)</th><td>0.7</td>' in text
+
+
+def test_loss_series_puts_the_whole_models_curves_first() -> None:
+    keys = ["kgan/ot_cost", "train/m0/d_loss_step", "val/critic_gap", "train/d_loss_step", "g_steps", "probes/x"]
+    run = run_data.RunData(path=Path("."), name="x", curves={k: [(1.0, 1.0), (2.0, 2.0)] for k in keys})
+    assert list(loss_series(run)) == ["train/d_loss", "val/critic_gap", "kgan/ot_cost", "train/m0/d_loss"]
 
 
 def test_one_source_per_number_the_metrics_files(tmp_path) -> None:

@@ -3,10 +3,13 @@
     python -m gan_interp.report outputs/train/runs/<run>            # -> <run>/report.html
     python -m gan_interp.report outputs/train/multiruns/<sweep> -o cmp.html
 
-The page holds the config, loss and metric curves (matplotlib, embedded PNG), sample grids and
-probe galleries per epoch (a slider per gallery), and for a multirun a side-by-side comparison
-table (model, data, seed, final metrics) plus metric curves of all runs. Every image is a base64
-``data:`` URI: the file can be mailed or opened offline. Plain HTML + CSS + a few lines of JS.
+The page holds the run's status (ok / failed / interrupted with its resume command), the config,
+the latest metrics and their curves over epochs (one source: the metrics files; a metric evaluated
+once is shown as a number), training curves from the CSV log, sample grids, the k-GAN epoch folders
+(cell medoids, member samples, cell sizes) and one tab per probe with a slider over epochs (images
+with their captions, every reading of ``summary.json``, its tables); for a multirun a side-by-side
+comparison table (model, data, seed, final metrics) plus metric curves of all runs. Every image is a
+base64 ``data:`` URI: the file can be mailed or opened offline (:mod:`gan_interp.report.html`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import io
 import logging
 import math
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -56,6 +60,7 @@ KEY_METRICS: dict[str, str] = {
     "quality_tv_ratio": "",
 }
 MAX_CURVE_PANELS = 12
+MEMBER_KEY = re.compile(r"/m\d+/")  # a k-GAN member's own series (train/m0/d_loss)
 
 
 # -- plots ---------------------------------------------------------------------------------------------
@@ -99,7 +104,8 @@ def plot_panels(series: dict[str, dict[str, list[tuple[float, float]]]], xlabel:
 
 
 def loss_series(run: RunData) -> dict[str, list[tuple[float, float]]]:
-    """Training curves worth plotting: per-step series (``*_step``) where logged, else the rest."""
+    """Training curves worth plotting: per-step series (``*_step``) where logged, else the rest; the
+    whole model's (``train/*``, ``val/*``) first, then per-member (``train/m<j>/*``) and ``kgan/*`` ones."""
     out: dict[str, list[tuple[float, float]]] = {}
     for key, pts in sorted(run.curves.items()):
         base = key.removesuffix("_step").removesuffix("_epoch")
@@ -107,7 +113,7 @@ def loss_series(run: RunData) -> dict[str, list[tuple[float, float]]]:
             continue
         if len(pts) > len(out.get(base, [])):  # of *_step / *_epoch keep the denser series
             out[base] = pts
-    return out
+    return dict(sorted(out.items(), key=lambda kv: bool(MEMBER_KEY.search(kv[0])) or kv[0].startswith("kgan/")))
 
 
 def metric_keys(runs: Iterable[RunData]) -> list[str]:
@@ -166,6 +172,8 @@ def training_curves(run: RunData) -> str:
     out = [f"<h3>Training curves <span class='note'>({esc(run.curve_source)})</span></h3>"]
     if curves:
         out.append(img_tag(plot_panels({k: {run.name: v} for k, v in curves.items()}, "step"), "training curves"))
+    if len(curves) > MAX_CURVE_PANELS:
+        out.append(f"<p class='note'>{len(curves) - MAX_CURVE_PANELS} more series in csv/metrics.csv</p>")
     if points:
         out.append("<p class='note'>Logged once:</p>" + points_table(points, "step"))
     return "".join(out)
