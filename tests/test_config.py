@@ -37,7 +37,7 @@ def test_every_data_config_composes_and_instantiates(make_cfg, data):
 def test_defaults_are_dcgan_on_synthetic_posters_with_wandb(make_cfg):
     cfg = make_cfg()
     assert (cfg.model.name, cfg.data.name) == ("dcgan", "synthetic_posters")
-    assert list(cfg.logger) == ["wandb"]
+    assert list(cfg.logger) == ["wandb", "csv"]  # the CSV log beside W&B: the review page's curves
     assert cfg.model.lr == 2e-4 and list(cfg.model.betas) == [0.5, 0.999] and cfg.model.latent_dim == 100
 
 
@@ -47,6 +47,7 @@ def test_defaults_are_dcgan_on_synthetic_posters_with_wandb(make_cfg):
         (["model=dcgna"], "model='dcgna' is not a known model"),
         (["-m", "model=dcgan,stylegan"], "model='stylegan' is not a known model"),
         (["data=imbd"], "data='imbd' is not a known data"),
+        (["logger=[wandb,csvv]"], "logger='csvv' is not a known logger"),  # a list of options
     ],
 )
 def test_unknown_group_choice_is_one_line(argv, needle):
@@ -57,6 +58,7 @@ def test_unknown_group_choice_is_one_line(argv, needle):
 
 def test_known_choices_and_plain_overrides_pass():
     check_group_choices(["model=dcgan,kgan", "data=fake", "trainer.max_epochs=3", "+foo=bar", "seed=0,1"], config_dir())
+    check_group_choices(["logger=[wandb,csv]", "logger=[]", "tags=[a,b]"], config_dir())
 
 
 @pytest.mark.parametrize(

@@ -63,6 +63,21 @@ def test_jsonable_named_tuples_and_nesting():
     assert got == {"1": [{"mean": 1.0, "sd": None}, [[1, 2]], True], "t": [0.0, 0.0]}
 
 
+def test_save_png_has_save_images_pixels_and_keeps_the_caption(tmp_path):
+    from PIL import Image
+    from torchvision.utils import save_image
+
+    for shape in [(3, 5, 7), (1, 4, 4)]:  # RGB, and 1 channel (saved as grey RGB, as save_image does)
+        img = torch.rand(*shape)
+        save_image(img, tmp_path / "ref.png")
+        dest = gan_io.save_png(img, tmp_path / "out" / "ours.png", caption="rows: members ± 1 std")
+        with Image.open(tmp_path / "ref.png") as ref, Image.open(dest) as ours:
+            assert np.array_equal(np.asarray(ref), np.asarray(ours)) and ours.size == (shape[2], shape[1])
+        assert gan_io.png_caption(dest) == "rows: members ± 1 std"
+        assert _siblings(dest) == ["ours.png"]  # written atomically: no temp file left
+    assert gan_io.png_caption(tmp_path / "ref.png") == "" and gan_io.png_caption(tmp_path / "missing.png") == ""
+
+
 def test_kmeans_pp_seeds_spread_and_degenerate_rows():
     x = torch.tensor([[0.0, 0.0], [0.0, 0.1], [10.0, 10.0], [10.0, 10.1], [-10.0, 5.0]])
     idx = kmeans_pp(x, 3, torch.Generator().manual_seed(0))

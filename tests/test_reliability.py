@@ -20,6 +20,7 @@ from gan_interp.callbacks.checkpointing import AtomicCheckpointIO, DiskFull
 from gan_interp.callbacks.guards import TrainingDiverged, preflight_output_dir
 from gan_interp.errors import GanInterpError
 from gan_interp.models import DCGAN
+from gan_interp.report import build_report
 from gan_interp.train import build, failure_record, record_failure
 from gan_interp.wandb_offline import find_offline_runs, read_offline_run
 
@@ -298,6 +299,7 @@ def test_cli_signal_saves_a_checkpoint_records_the_resume_command_and_exits_128_
     }
     assert proc.stderr.strip().splitlines()[-1] == f"{record['error']}; resume: {resume}"
     assert "Traceback" not in proc.stderr and not (run / "metrics.json").exists()
+    assert "<p>Status: <span class=interrupted>interrupted</span></p>" in build_report(run)  # the review page
     if logger == "wandb":
         (wandb_run,) = find_offline_runs(run / "wandb")
         assert read_offline_run(wandb_run).exit_code == code  # the W&B run is marked as failed

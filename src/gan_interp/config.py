@@ -39,7 +39,7 @@ def group_options(conf_dir: Path, group: str) -> list[str]:
 
 
 def check_group_choices(argv: list[str], conf_dir: Path) -> None:
-    """Reject unknown config-group choices in command-line overrides (``group=a,b`` too)."""
+    """Reject unknown config-group choices in command-line overrides (``group=a,b`` and ``group=[a,b]`` too)."""
     for arg in argv:
         if arg.startswith("-") or "=" not in arg:
             continue
@@ -47,8 +47,10 @@ def check_group_choices(argv: list[str], conf_dir: Path) -> None:
         key = key.lstrip("+~")
         if key.startswith("hydra") or "." in key or "/" in key or not (conf_dir / key).is_dir():
             continue
-        if any(tok in value for tok in ("(", "[", "${", "*")) or value in ("null", ""):
-            continue  # sweep functions, lists and interpolations are left to Hydra
+        if value.startswith("[") and value.endswith("]"):  # a list of options (logger=[wandb,csv])
+            value = value[1:-1]
+        if any(tok in value for tok in ("(", "[", "]", "${", "*")) or value in ("null", ""):
+            continue  # sweep functions, nested lists and interpolations are left to Hydra
         options = group_options(conf_dir, key)
         for choice in value.split(","):
             if choice not in options:

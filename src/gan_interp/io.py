@@ -7,7 +7,8 @@ with :func:`os.replace` (atomic on POSIX within one file system).
 
 * :func:`atomic_path` - context manager yielding a temporary path next to ``dest``; on success the
   temp file (or folder) replaces ``dest``, on failure it is removed;
-* :func:`write_bytes` / :func:`write_text` / :func:`write_json` / :func:`torch_save` - atomic writers;
+* :func:`write_bytes` / :func:`write_text` / :func:`write_json` / :func:`torch_save` / :func:`save_png` -
+  atomic writers (a PNG keeps its caption: :func:`png_caption`);
 * :func:`jsonable` - tensors, numpy values, paths and named tuples as plain Python (NaN/inf -> null).
 """
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 TMP_MARK = ".tmp-"  # temp siblings are named .<name>.tmp-XXXX (hidden; easy to sweep up)
+PNG_CAPTION_KEY = "Description"  # the PNG text chunk that holds an image's caption (save_png / png_caption)
 
 
 @contextlib.contextmanager
@@ -80,6 +82,35 @@ def torch_save(obj: Any, dest: str | os.PathLike) -> Path:
     with atomic_path(dest) as tmp:
         torch.save(obj, tmp)
     return Path(dest)
+
+
+def save_png(image: Any, dest: str | os.PathLike, caption: str = "") -> Path:
+    """An image tensor (``[C, H, W]`` in ``[0, 1]``; a batch is tiled) as a PNG, atomically, with the same
+    pixels as :func:`torchvision.utils.save_image`; ``caption`` (what rows and columns are) is stored in
+    the file's ``Description`` text chunk, where :func:`png_caption` (the review page) reads it back."""
+    import torch
+    from PIL import Image, PngImagePlugin
+    from torchvision.utils import make_grid
+
+    grid = make_grid(image.detach())
+    arr = grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to("cpu", torch.uint8)
+    info = PngImagePlugin.PngInfo()
+    if caption:
+        info.add_itxt(PNG_CAPTION_KEY, caption)
+    with atomic_path(dest) as tmp:
+        Image.fromarray(arr.numpy()).save(tmp, format="PNG", pnginfo=info)
+    return Path(dest)
+
+
+def png_caption(path: str | os.PathLike) -> str:
+    """The caption :func:`save_png` stored in a PNG (``""`` if none or unreadable); reads only the header."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return str(im.text.get(PNG_CAPTION_KEY, "")) if hasattr(im, "text") else ""
+    except (OSError, SyntaxError, ValueError):
+        return ""
 
 
 def jsonable(obj: Any) -> Any:

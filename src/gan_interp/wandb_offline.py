@@ -1,55 +1,25 @@
-"""Read an offline W&B run (``run-<id>.wandb``) back without the network.
+"""Read an offline W&B run back with the installed wandb's own reader, for tests and checks.
 
-The ``.wandb`` file is a LevelDB-style log of protobuf ``Record`` messages: a 7-byte file header
-(``:W&B``, magic 0xBEE1, version), then 32 KiB blocks of chunks, each with a 7-byte header
-(crc32 uint32, length uint16, type uint8; types FULL=1, FIRST=2, MIDDLE=3, LAST=4). The reader in
-recent wandb releases moved into the Go core, so this small one lets tests and the report read
-logged losses, images and the run's name/group/tags.
+W&B's transaction log (``run-<id>.wandb``) is read by ``wandb leet inspect --json <run dir>``, the
+record inspector that ships with wandb (>= 0.26): one JSON object per record (``run``, ``config``,
+``history``, ``summary``, ``metric``, ``files``, ``exit``, ...). This module only gathers those records
+into an :class:`OfflineRun`; it does not decode W&B's binary format itself. Nothing in training or in
+the review page reads W&B runs: the page reads the CSV log that runs beside W&B.
 """
 
 from __future__ import annotations
 
 import json
-import struct
+import math
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-FILE_HEADER = struct.Struct("<4sHB")
-CHUNK_HEADER = struct.Struct("<IHB")
-BLOCK_LEN = 32768
-FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
-
-
-def iter_records(path: str | Path) -> Iterator[bytes]:
-    """Yield the serialized protobuf records of a ``.wandb`` file (a truncated tail is ignored)."""
-    data = Path(path).read_bytes()
-    ident, magic, _version = FILE_HEADER.unpack_from(data, 0)
-    if ident != b":W&B" or magic != 0xBEE1:
-        raise ValueError(f"{path} is not a W&B run file (bad header)")
-    pos, pending = FILE_HEADER.size, bytearray()
-    while pos + CHUNK_HEADER.size <= len(data):
-        left_in_block = BLOCK_LEN - pos % BLOCK_LEN
-        if left_in_block < CHUNK_HEADER.size:  # block trailer padding
-            pos += left_in_block
-            continue
-        _crc, length, kind = CHUNK_HEADER.unpack_from(data, pos)
-        pos += CHUNK_HEADER.size
-        chunk = data[pos : pos + length]
-        pos += length
-        if len(chunk) < length or kind == 0:
-            break
-        if kind == FULL:
-            yield bytes(chunk)
-        elif kind == FIRST:
-            pending = bytearray(chunk)
-        elif kind == MIDDLE:
-            pending += chunk
-        elif kind == LAST:
-            pending += chunk
-            yield bytes(pending)
-            pending = bytearray()
+INSPECT_TIMEOUT_S = 120  # a tiny test run is read in ~3 s
+NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}  # how the inspector prints them
 
 
 @dataclass
@@ -59,10 +29,12 @@ class OfflineRun:
     name: str = ""
     group: str = ""
     tags: list[str] = field(default_factory=list)
+    job_type: str = ""
     config: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)  # one dict per wandb.log call
     summary: dict[str, Any] = field(default_factory=dict)
     files_dir: Path | None = None
+    files: list[str] = field(default_factory=list)  # paths (under files_dir) the run saved, in order
     # define_metric records: name or glob ("probes/*") -> {"step_metric": str, "summary": [min, max, last, ...]}
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     exit_code: int | None = None  # wandb.finish(exit_code=...): 0 finished, else failed (143/130: a signal)
@@ -79,66 +51,83 @@ class OfflineRun:
         return sorted(p for p in root.rglob("*.png") if str(p.relative_to(root)).startswith(key_prefix))
 
 
-def _item_key(item: Any) -> str:
-    return item.key or "/".join(item.nested_key)
+def inspect_records(run_dir: str | Path) -> Iterator[dict[str, Any]]:
+    """The records of a run, as ``wandb leet inspect --json`` prints them (one dict per record)."""
+    run_dir = Path(run_dir)
+    if not any(run_dir.glob("run-*.wandb")):
+        raise FileNotFoundError(f"no run-*.wandb file in {run_dir}")
+    cmd = [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run_dir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=INSPECT_TIMEOUT_S)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
+        raise RuntimeError(f"`wandb leet inspect --json {run_dir}` failed (exit {proc.returncode}): {tail[0]}")
+    for line in proc.stdout.splitlines():
+        if line.strip():
+            yield json.loads(line)
 
 
-def _items_to_dict(items: Any) -> dict[str, Any]:
-    """History/summary items -> dict; nested keys (media such as images) become nested dicts."""
+def nest_dotted(flat: dict[str, Any]) -> dict[str, Any]:
+    """``{"a/b.caption": x, "a/b.path": y}`` -> ``{"a/b": {"caption": x, "path": y}}``: media (images,
+    tables) are logged as nested values and the inspector prints them with dotted keys; ``"NaN"`` and
+    ``"(-)Infinity"`` (JSON has no such numbers) become floats again."""
     out: dict[str, Any] = {}
-    for item in items:
-        value = json.loads(item.value_json)
-        if item.key:
-            out[item.key] = value
-            continue
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
         node = out
-        *parents, leaf = list(item.nested_key)
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = value
+            if not isinstance(node, dict):  # a plain value under the same name: keep the key as it is
+                node, leaf = out, key
+                break
+        node[leaf] = NON_FINITE.get(value, value) if isinstance(value, str) else value
     return out
 
 
-def _add_metric(metrics: dict[str, dict[str, Any]], m: Any) -> None:
+def _add_metric(metrics: dict[str, dict[str, Any]], m: dict[str, Any]) -> None:
     """One define_metric record (explicit, or expanded from a glob by W&B) into ``metrics``."""
-    key = m.name or m.glob_name
+    key = m.get("name") or m.get("glob_name")
     if not key:
         return
     entry = metrics.setdefault(key, {"step_metric": "", "summary": []})
-    entry["step_metric"] = m.step_metric or entry["step_metric"]
-    stats = [f.name for f, v in m.summary.ListFields() if v]
+    entry["step_metric"] = m.get("step_metric") or entry["step_metric"]
+    stats = [name for name, on in (m.get("summary") or {}).items() if on]
     entry["summary"] = sorted(set(entry["summary"]) | set(stats))
 
 
-def read_offline_run(run_dir: str | Path) -> OfflineRun:
-    """Parse ``<run_dir>/run-*.wandb`` (``run_dir`` is ``.../wandb/offline-run-...``)."""
-    from wandb.proto import wandb_internal_pb2 as pb
+def _add_run(out: OfflineRun, run: dict[str, Any]) -> None:
+    """A ``run`` record; a run may be re-sent with only some fields set: keep what is known."""
+    out.name = run.get("display_name") or out.name
+    out.group = run.get("run_group") or out.group
+    out.tags = list(run.get("tags") or out.tags)
+    out.job_type = run.get("job_type") or out.job_type
+    out.config.update((run.get("config") or {}).get("update") or {})
 
+
+def _add_record(out: OfflineRun, rec: dict[str, Any]) -> None:
+    kind = rec.get("type")
+    body = rec.get(kind) or {}
+    if kind == "run":
+        _add_run(out, body)
+    elif kind == "config":
+        out.config.update(body.get("update") or {})
+    elif kind == "history":
+        out.history.append(nest_dotted(body.get("item") or {}))
+    elif kind == "summary":
+        out.summary.update(nest_dotted(body.get("update") or {}))
+    elif kind == "metric":
+        _add_metric(out.metrics, body)
+    elif kind == "files":
+        out.files += [f["path"] for f in body.get("files") or [] if f.get("path")]
+    elif kind == "exit":
+        out.exit_code = int(body.get("exit_code", 0))
+
+
+def read_offline_run(run_dir: str | Path) -> OfflineRun:
+    """Read ``<run_dir>/run-*.wandb`` (``run_dir`` is ``.../wandb/offline-run-...``) with wandb's reader."""
     run_dir = Path(run_dir)
-    files = sorted(run_dir.glob("run-*.wandb"))
-    if not files:
-        raise FileNotFoundError(f"no run-*.wandb file in {run_dir}")
     out = OfflineRun(files_dir=run_dir / "files")
-    for raw in iter_records(files[0]):
-        rec = pb.Record()
-        rec.ParseFromString(raw)
-        kind = rec.WhichOneof("record_type")
-        if kind == "run":
-            # a run may be re-sent with only some fields set: keep what is known
-            out.name = rec.run.display_name or out.name
-            out.group = rec.run.run_group or out.group
-            out.tags = list(rec.run.tags) or out.tags
-            out.config.update({_item_key(i): json.loads(i.value_json) for i in rec.run.config.update})
-        elif kind == "config":
-            out.config.update({_item_key(i): json.loads(i.value_json) for i in rec.config.update})
-        elif kind == "history":
-            out.history.append(_items_to_dict(rec.history.item))
-        elif kind == "summary":
-            out.summary.update(_items_to_dict(rec.summary.update))
-        elif kind == "metric":
-            _add_metric(out.metrics, rec.metric)
-        elif kind == "exit":
-            out.exit_code = int(rec.exit.exit_code)
+    for rec in inspect_records(run_dir):
+        _add_record(out, rec)
     return out
 
 

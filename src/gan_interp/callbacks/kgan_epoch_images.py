@@ -22,10 +22,10 @@ from typing import Any
 import lightning as L
 import torch
 from torch import Tensor
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import make_grid
 
 from gan_interp.callbacks.sample_grid import run_dir_of
-from gan_interp.io import write_text
+from gan_interp.io import save_png, write_text
 from gan_interp.logging_utils import LogRow
 from gan_interp.models.kgan import KGAN
 
@@ -59,8 +59,9 @@ class KGANEpochImages(L.Callback):
         medoids = medoid_images(trainer, model)
         if medoids is not None:
             grid = make_grid(medoids, nrow=k, normalize=True, value_range=(-1, 1), padding=2)
-            save_image(grid, out / "cell_medoids.png")
-            row.image("kgan/cell_medoids", grid, caption=f"the training image at the medoid of cells 0..{k - 1}")
+            caption = f"the training image at the medoid of cells 0..{k - 1}"
+            save_png(grid, out / "cell_medoids.png", caption=caption)
+            row.image("kgan/cell_medoids", grid, caption=caption)
         was_training = model.training
         model.eval()
         try:
@@ -68,8 +69,8 @@ class KGANEpochImages(L.Callback):
             for j in range(k):
                 imgs = model.generate(z, member=j).float().cpu()
                 grid = make_grid(imgs, nrow=nrow, normalize=True, value_range=(-1, 1))
-                save_image(grid, out / f"samples_m{j}.png")
                 caption = f"member {j}: fixed latents 0..{self.n_samples - 1}, {nrow} per row"
+                save_png(grid, out / f"samples_m{j}.png", caption=caption)
                 row.image(f"kgan/samples/m{j}", grid, caption=caption)
         finally:
             model.train(was_training)

@@ -7,8 +7,9 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import make_grid
 
+from gan_interp.io import save_png
 from gan_interp.logging_utils import LogRow
 from gan_interp.models.base import GANModule
 
@@ -46,7 +47,7 @@ class SampleGridCallback(L.Callback):
         grid = make_grid(images, nrow=self.nrow, normalize=True, value_range=(-1, 1), padding=2)
         out = run_dir_of(trainer) / self.dirname / f"epoch_{epoch:03d}.png"
         out.parent.mkdir(parents=True, exist_ok=True)
-        save_image(grid, out)
+        save_png(grid, out, caption=self.caption())
         row = LogRow(epoch, pl_module.g_steps, trainer.global_step)
         row.image("samples/fixed_z", grid, caption=self.caption())
         row.log(trainer.loggers)

@@ -138,12 +138,14 @@ def write_gallery(
     path: Path, ctx: MetricContext, fake_rep: Tensor, train_rep: Tensor, train_pos: Tensor, k: int = 8
 ) -> None:
     """Top row: the ``k`` fakes closest to the training set; bottom row: their nearest training images."""
-    from torchvision.utils import make_grid, save_image
+    from torchvision.utils import make_grid
+
+    from gan_interp.io import save_png
 
     dist, idx = nearest_neighbours(fake_rep, train_rep)
     order = dist.argsort()[:k]
     fakes = ctx.model.generate(ctx.z[order].to(ctx.device)).float().clamp(-1, 1).cpu()
     reals = ctx.datamodule.dataset("train").__getitems__(train_pos[idx[order]].tolist())["image"]
     grid = make_grid(torch.cat([fakes, reals]), nrow=len(order), normalize=True, value_range=(-1, 1), padding=2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(grid, path)
+    caption = f"top: the {len(order)} fakes closest to the training set; bottom: their nearest training images"
+    save_png(grid, path, caption=caption)

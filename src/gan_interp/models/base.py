@@ -229,11 +229,15 @@ class GANModule(L.LightningModule):
         self.log("g_steps", float(self.g_steps), on_step=False, on_epoch=True)
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        """Mean raw critic score on validation images and on fakes (``val/critic_*``: a logit for the
+        non-saturating GANs, a Wasserstein critic value for k-GAN; ``train/d_real`` is a probability)."""
         real = batch["image"]
         g = torch.Generator().manual_seed(self.fixed_seed + 1 + batch_idx)
         fake = self.generate(self.sample_z(real.shape[0], generator=g))
         d_real, d_fake = self.critic(real).float().mean(), self.critic(fake).float().mean()
-        self.log_dict({"val/d_real": d_real, "val/d_fake": d_fake, "val/d_gap": d_real - d_fake}, on_epoch=True)
+        self.log_dict(
+            {"val/critic_real": d_real, "val/critic_fake": d_fake, "val/critic_gap": d_real - d_fake}, on_epoch=True
+        )
 
     # -- configuration checks ----------------------------------------------------------------------
     @classmethod

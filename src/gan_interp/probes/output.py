@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torchvision.utils import save_image
 
-from gan_interp.io import jsonable, write_json
+from gan_interp.io import jsonable, save_png, write_json
 from gan_interp.logging_utils import LogRow
 
 
@@ -43,7 +42,7 @@ class ProbeOutput:
         """
         path = self.dir / f"{name}.png"
         img = image.detach().float().cpu().clamp(0, 1)
-        save_image(img, path)
+        save_png(img, path, caption=caption or name)  # the caption travels in the file (the review page shows it)
         if self.row is not None:
             self.row.image(self.key(log_name or name), img, caption=caption or name)
         self.files.append(path.name)

@@ -2,6 +2,7 @@
 the study helpers (tables, results files) of ``experiments/<study>/run.py``.
 
 * :mod:`~gan_interp.report.page` - ``python -m gan_interp.report <run or sweep dir>`` -> ``report.html``;
+* :mod:`~gan_interp.report.html` - its HTML pieces (embedded images with captions, sliders, tabs, tables);
 * :mod:`~gan_interp.report.run_data` - what a run left on disk (config, metrics, curves, images, probes);
 * :mod:`~gan_interp.report.study` - launch a study's sweep, read its jobs, write ``results.md/json``;
 * :mod:`~gan_interp.report.tables` - the one number formatter, mean +/- sd, Markdown tables.

@@ -3,28 +3,44 @@
     python -m gan_interp.report outputs/train/runs/<run>            # -> <run>/report.html
     python -m gan_interp.report outputs/train/multiruns/<sweep> -o cmp.html
 
-The page holds the config, loss and metric curves (matplotlib, embedded PNG), sample grids and
-probe galleries per epoch (a slider per gallery), and for a multirun a side-by-side comparison
-table (model, data, seed, final metrics) plus metric curves of all runs. Every image is a base64
-``data:`` URI: the file can be mailed or opened offline. Plain HTML + CSS + a few lines of JS.
+The page holds the run's status (ok / failed / interrupted with its resume command), the config,
+the latest metrics and their curves over epochs (one source: the metrics files; a metric evaluated
+once is shown as a number), training curves from the CSV log, sample grids, the k-GAN epoch folders
+(cell medoids, member samples, cell sizes) and one tab per probe with a slider over epochs (images
+with their captions, every reading of ``summary.json``, its tables); for a multirun a side-by-side
+comparison table (model, data, seed, final metrics) plus metric curves of all runs. Every image is a
+base64 ``data:`` URI: the file can be mailed or opened offline (:mod:`gan_interp.report.html`).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import html
 import io
 import logging
 import math
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from gan_interp.io import write_text
-from gan_interp.report.run_data import RunData, collect_run, find_runs
-from gan_interp.report.tables import fmt as fmt_number
+from gan_interp.report.html import (
+    CSS,
+    JS,
+    SAMPLES_MIN_PX,
+    Ids,
+    esc,
+    figure,
+    fmt,
+    gallery,
+    html_table,
+    img_tag,
+    kv_table,
+    slider,
+    tabs,
+)
+from gan_interp.report.run_data import RunData, collect_run, find_runs, flatten_summary
 
 log = logging.getLogger(__name__)
 
@@ -44,63 +60,7 @@ KEY_METRICS: dict[str, str] = {
     "quality_tv_ratio": "",
 }
 MAX_CURVE_PANELS = 12
-
-CSS = """
-body{font-family:system-ui,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1400px}
-h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:32px}h3{margin-bottom:6px}
-table{border-collapse:collapse;font-size:13px;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
-th{background:#f3f3f3}td.l,th.l{text-align:left}td.best{font-weight:bold;background:#e8f6e8}
-img{max-width:100%;image-rendering:pixelated}.thumb{max-width:96px}img.big{width:min(100%,560px)}
-.gallery{display:flex;flex-wrap:wrap;gap:12px}.gallery figure{margin:0}.gallery figcaption{font-size:12px;color:#555}
-.slider .frame{display:none}.slider .frame.on{display:block}.slider input{width:320px;vertical-align:middle}
-.tabs button{border:1px solid #bbb;background:#f6f6f6;padding:4px 10px;cursor:pointer;margin-right:2px}
-.tabs button.on{background:#fff;border-bottom-color:#fff;font-weight:bold}
-.tab{display:none;border-top:1px solid #bbb;padding-top:8px}
-.tab.on{display:block}pre{background:#f7f7f7;padding:8px;font-size:12px;overflow:auto;max-height:480px}
-.note{color:#666;font-size:13px}.scroll{overflow-x:auto}.fail{color:#a00;font-weight:bold}
-.interrupted{color:#a60;font-weight:bold}
-#imgstatus{color:#666;font-size:12px}
-"""
-
-JS = """
-function slide(el){var f=el.closest('.slider').querySelectorAll('.frame');
- f.forEach(function(x,i){x.classList.toggle('on',i==el.value)});
- el.parentNode.querySelector('.lab').textContent=f[el.value].dataset.label;}
-function tab(btn,id){var box=btn.closest('.tabbox');
- box.querySelectorAll(':scope>.tabs>button').forEach(function(b){b.classList.toggle('on',b==btn)});
- box.querySelectorAll(':scope>.tab').forEach(function(t){t.classList.toggle('on',t.id==id)});}
-window.addEventListener('load',function(){var imgs=document.images,ok=0;
- for(var i=0;i<imgs.length;i++){if(imgs[i].complete&&imgs[i].naturalWidth>0)ok++;}
- document.body.setAttribute('data-images-total',imgs.length);document.body.setAttribute('data-images-loaded',ok);
- var s=document.getElementById('imgstatus');if(s)s.textContent=ok+' of '+imgs.length+' images loaded';});
-"""
-
-
-class _Ids:
-    def __init__(self) -> None:
-        self.n = 0
-
-    def __call__(self, prefix: str) -> str:
-        self.n += 1
-        return f"{prefix}{self.n}"
-
-
-def esc(x: Any) -> str:
-    return html.escape(str(x), quote=True)
-
-
-def data_uri(png: bytes | Path, mime: str = "image/png") -> str:
-    raw = png.read_bytes() if isinstance(png, Path) else png
-    return f"data:{mime};base64,{base64.b64encode(raw).decode('ascii')}"
-
-
-def img_tag(src: bytes | Path, alt: str, cls: str = "") -> str:
-    return f'<img src="{data_uri(src)}" alt="{esc(alt)}"{f" class={cls!r}" if cls else ""}>'
-
-
-def fmt(v: Any) -> str:
-    """A table cell: numbers through the one formatter (4 significant digits), everything HTML-escaped."""
-    return esc(fmt_number(v, 4, significant=True))
+MEMBER_KEY = re.compile(r"/m\d+/")  # a k-GAN member's own series (train/m0/d_loss)
 
 
 # -- plots ---------------------------------------------------------------------------------------------
@@ -144,7 +104,8 @@ def plot_panels(series: dict[str, dict[str, list[tuple[float, float]]]], xlabel:
 
 
 def loss_series(run: RunData) -> dict[str, list[tuple[float, float]]]:
-    """Training curves worth plotting: per-step series (``*_step``) where logged, else the rest."""
+    """Training curves worth plotting: per-step series (``*_step``) where logged, else the rest; the
+    whole model's (``train/*``, ``val/*``) first, then per-member (``train/m<j>/*``) and ``kgan/*`` ones."""
     out: dict[str, list[tuple[float, float]]] = {}
     for key, pts in sorted(run.curves.items()):
         base = key.removesuffix("_step").removesuffix("_epoch")
@@ -152,7 +113,7 @@ def loss_series(run: RunData) -> dict[str, list[tuple[float, float]]]:
             continue
         if len(pts) > len(out.get(base, [])):  # of *_step / *_epoch keep the denser series
             out[base] = pts
-    return out
+    return dict(sorted(out.items(), key=lambda kv: bool(MEMBER_KEY.search(kv[0])) or kv[0].startswith("kgan/")))
 
 
 def metric_keys(runs: Iterable[RunData]) -> list[str]:
@@ -162,44 +123,6 @@ def metric_keys(runs: Iterable[RunData]) -> list[str]:
             keys |= set(values)
     first = [k for k in KEY_METRICS if k in keys]
     return first + sorted(k for k in keys - set(first) if not k.endswith(("_real", "_bandwidth", "_std")))
-
-
-# -- widgets ---------------------------------------------------------------------------------------------
-def slider(frames: list[tuple[str, str]], ids: _Ids) -> str:
-    """Frames (label, html) with a range input; the last frame is shown first."""
-    if not frames:
-        return ""
-    last = len(frames) - 1
-    parts = [
-        f'<div class="slider" id="{ids("s")}"><div><input type="range" min="0" max="{last}" value="{last}" '
-        f'oninput="slide(this)"> <span class="lab">{esc(frames[-1][0])}</span></div>'
-    ]
-    for i, (label, body) in enumerate(frames):
-        parts.append(f'<div class="frame{" on" if i == last else ""}" data-label="{esc(label)}">{body}</div>')
-    parts.append("</div>")
-    return "".join(parts)
-
-
-def tabs(items: list[tuple[str, str]], ids: _Ids) -> str:
-    if not items:
-        return ""
-    names = [ids("t") for _ in items]
-    buttons = "".join(
-        f'<button class="{"on" if i == 0 else ""}" onclick="tab(this,\'{n}\')">{esc(label)}</button>'
-        for i, ((label, _), n) in enumerate(zip(items, names))
-    )
-    panes = "".join(
-        f'<div class="tab{" on" if i == 0 else ""}" id="{n}">{body}</div>'
-        for i, ((_, body), n) in enumerate(zip(items, names))
-    )
-    return f'<div class="tabbox"><div class="tabs">{buttons}</div>{panes}</div>'
-
-
-def kv_table(values: dict[str, Any], limit: int = 40) -> str:
-    rows = [(k, v) for k, v in values.items() if isinstance(v, (int, float, str, bool))][:limit]
-    if not rows:
-        return ""
-    return "<table>" + "".join(f'<tr><th class="l">{esc(k)}</th><td>{fmt(v)}</td></tr>' for k, v in rows) + "</table>"
 
 
 # -- sections ----------------------------------------------------------------------------------------------
@@ -224,19 +147,67 @@ def status_lines(run: RunData) -> list[str]:
     return lines
 
 
-def run_section(run: RunData, ids: _Ids, max_images: int = 16) -> str:
-    out = [f"<p class='note'>{esc(run.path)}</p>"]
-    out.extend(status_lines(run))
-    head = {"model": run.model, "data": run.data, "seed": run.seed, "g_steps": run.final.get("g_steps", "?")}
-    if run.overrides:
-        head["overrides"] = " ".join(run.overrides)
-    out.append(kv_table(head))
+def split_series(
+    series: dict[str, list[tuple[float, float]]],
+) -> tuple[dict[str, list[tuple[float, float]]], dict[str, tuple[float, float]]]:
+    """(series with two or more points: plotted, ``{key: (x, value)}`` of one-point series: shown as numbers)."""
+    curves = {k: pts for k, pts in series.items() if len(pts) >= 2}
+    points = {k: pts[0] for k, pts in series.items() if len(pts) == 1}
+    return curves, points
+
+
+def points_table(points: dict[str, tuple[float, float]], axis: str) -> str:
+    """One-point series as numbers: ``key (axis x)`` -> value."""
+    return kv_table({f"{k} ({axis} {x:g})": v for k, (x, v) in points.items()}, limit=None)
+
+
+def training_curves(run: RunData) -> str:
+    """The CSV log's training curves (per step); one-point series as numbers."""
+    if not run.curves:
+        return (
+            "<h3>Training curves</h3><p class='note'>No training curves: this run has no CSV log "
+            "(csv/metrics.csv), which the default loggers (logger=[wandb,csv]) write.</p>"
+        )
+    curves, points = split_series(loss_series(run))
+    out = [f"<h3>Training curves <span class='note'>({esc(run.curve_source)})</span></h3>"]
+    if curves:
+        out.append(img_tag(plot_panels({k: {run.name: v} for k, v in curves.items()}, "step"), "training curves"))
+    if len(curves) > MAX_CURVE_PANELS:
+        out.append(f"<p class='note'>{len(curves) - MAX_CURVE_PANELS} more series in csv/metrics.csv</p>")
+    if points:
+        out.append("<p class='note'>Logged once:</p>" + points_table(points, "step"))
+    return "".join(out)
+
+
+def metric_curves(run: RunData) -> str:
+    """Metric curves over epochs (the metrics files: the same numbers as the table); a metric evaluated
+    once is a number, not a one-point plot."""
+    series = {k: [(e, v[k]) for e, v in sorted(run.metric_history.items()) if k in v] for k in metric_keys([run])}
+    curves, points = split_series({k: p for k, p in series.items() if p})
+    out = []
+    if curves:
+        out.append(
+            "<h3>Metric curves</h3>"
+            + img_tag(plot_panels({k: {run.name: v} for k, v in curves.items()}, "epoch"), "metric curves")
+        )
+    latest = max(run.metric_history, default=None)
+    earlier = {k: p for k, p in points.items() if p[0] != latest}
+    if earlier:
+        out.append("<h3>Metrics evaluated once</h3>" + points_table(earlier, "epoch"))
+    if points and not curves and not earlier:
+        out.append(
+            f"<p class='note'>Metrics were evaluated at one epoch ({latest}): the table above holds their numbers; "
+            "curves need two or more evaluations (schedule.metrics).</p>"
+        )
+    return "".join(out)
+
+
+def metrics_block(run: RunData) -> str:
+    out = []
     final = run.final_metrics()
     if final:
-        out.append(
-            "<h3>Evaluation metrics (latest)</h3>"
-            + kv_table({k: final[k] for k in metric_keys([run]) + sorted(final) if k in final})
-        )
+        values = {k: final[k] for k in metric_keys([run]) + sorted(final) if k in final}
+        out.append("<h3>Evaluation metrics (latest)</h3>" + kv_table(values))
         info = run.metric_info
         if info.get("features_description"):
             out.append(f"<p class='note'>Features: {esc(info['features_description'])}</p>")
@@ -249,44 +220,68 @@ def run_section(run: RunData, ids: _Ids, max_images: int = 16) -> str:
         out.append("<h3>Metrics of checkpoints (probe CLI)</h3>")
         for name, values in run.checkpoint_metrics.items():
             out.append(f"<h4>{esc(name)}</h4>" + kv_table(values))
-    curves = loss_series(run)
-    if curves:
-        png = plot_panels({k: {run.name: v} for k, v in curves.items()}, "step")
-        out.append(
-            f"<h3>Training curves <span class='note'>({esc(run.curve_source)})</span></h3>"
-            + img_tag(png, "training curves")
-        )
-    keys = metric_keys([run])
-    if len(run.metric_history) >= 1 and keys:
-        series = {k: {run.name: [(e, v[k]) for e, v in run.metric_history.items() if k in v]} for k in keys}
-        out.append("<h3>Metric curves</h3>" + img_tag(plot_panels(series, "epoch"), "metric curves"))
+    return "".join(out)
+
+
+def probes_block(run: RunData, ids: Ids, max_images: int) -> str:
+    """One tab per probe, a slider over its epochs: figures with captions, every reading, its tables."""
+    items = []
+    for probe, per_label in run.probes.items():
+        frames = []
+        for label, entry in per_label.items():
+            readings = kv_table(flatten_summary(entry["summary"]), limit=None)
+            tables = "".join(
+                f"<div class='readings'><b>{esc(name)}</b>{html_table(t['columns'], t['rows'])}</div>"
+                for name, t in entry["tables"].items()
+            )
+            body = gallery(entry["images"][:max_images]) + f"<div class='readings'>{readings}</div>{tables}"
+            frames.append((label, body))
+        items.append((probe, slider(frames, ids)))
+    return "<h3>Probes (slider: epoch)</h3>" + tabs(items, ids) if items else ""
+
+
+def kgan_block(run: RunData, ids: Ids) -> str:
+    """The k-GAN epoch folders: cell medoids, each member's samples, the cells' sizes and weights."""
+    frames = []
+    for label, entry in run.kgan.items():
+        part = entry["partition"]
+        sizes, weights = part.get("cell_sizes") or [], part.get("cell_weights") or []
+        medoids = part.get("medoid_rows") or []
+        rows = [
+            [j, size, weights[j] if j < len(weights) else "", medoids[j] if j < len(medoids) else ""]
+            for j, size in enumerate(sizes)
+        ]
+        cells = html_table(["cell", "size", "weight", "medoid row"], rows) if rows else ""
+        stats = kv_table({k: part[k] for k in ("k", "independent", "ot_cost", "reseeded") if k in part})
+        frames.append((label, gallery(entry["images"]) + f"<div class='readings'>{cells}</div>{stats}"))
+    return "<h3>k-GAN partition (slider: epoch)</h3>" + slider(frames, ids) if frames else ""
+
+
+def run_section(run: RunData, ids: Ids, max_images: int = 16) -> str:
+    out = [f"<p class='note'>{esc(run.path)}</p>", f"<p>Status: {status_badge(run)}</p>"]
+    out.extend(status_lines(run))
+    head = {"model": run.model, "data": run.data, "seed": run.seed, "g_steps": run.final.get("g_steps", "?")}
+    if run.overrides:
+        head["overrides"] = " ".join(run.overrides)
+    out.append(kv_table(head))
+    out.append(metrics_block(run))
+    out.append(training_curves(run))
+    out.append(metric_curves(run))
     if run.samples:
-        out.append(
-            "<h3>Samples (fixed latents)</h3>" + slider([(lab, img_tag(p, lab, "big")) for lab, p in run.samples], ids)
-        )
+        frames = [(lab, figure(p, SAMPLES_MIN_PX)) for lab, p in run.samples]
+        out.append("<h3>Samples (fixed latents)</h3>" + slider(frames, ids))
     if run.nn_galleries:
-        out.append(
-            "<h3>Memorisation: closest fakes (top) and their nearest training images (bottom)</h3>"
-            + slider([(lab, img_tag(p, lab, "big")) for lab, p in run.nn_galleries], ids)
-        )
-    if run.probes:
-        items = []
-        for probe, per_label in run.probes.items():
-            frames = []
-            for label, entry in per_label.items():
-                figs = "".join(
-                    f"<figure>{img_tag(p, p.stem)}<figcaption>{esc(p.stem)}</figcaption></figure>"
-                    for p in entry["images"][:max_images]
-                )
-                frames.append((label, f"<div class='gallery'>{figs}</div>{kv_table(entry['summary'])}"))
-            items.append((probe, slider(frames, ids)))
-        out.append("<h3>Probes (slider: epoch)</h3>" + tabs(items, ids))
+        frames = [(lab, figure(p, SAMPLES_MIN_PX)) for lab, p in run.nn_galleries]
+        out.append("<h3>Memorisation: closest fakes (top) and their nearest training images (bottom)</h3>")
+        out.append(slider(frames, ids))
+    out.append(kgan_block(run, ids))
+    out.append(probes_block(run, ids, max_images))
     if run.config_text:
         out.append(f"<details><summary>Config</summary><pre>{esc(run.config_text)}</pre></details>")
-    return "\n".join(out)
+    return "\n".join(x for x in out if x)
 
 
-def comparison_section(runs: list[RunData], ids: _Ids) -> str:
+def comparison_section(runs: list[RunData], ids: Ids) -> str:
     finals = [r.final_metrics() for r in runs]
     keys = [k for k in metric_keys(runs) if any(k in f for f in finals)]
     for f in finals:
@@ -327,7 +322,7 @@ def comparison_section(runs: list[RunData], ids: _Ids) -> str:
     rows.append(
         row(
             "last samples",
-            [f"<td>{img_tag(r.samples[-1][1], r.name, 'thumb') if r.samples else ''}</td>" for r in runs],
+            [f"<td>{img_tag(r.samples[-1][1], r.name, 'thumb px') if r.samples else ''}</td>" for r in runs],
         )
     )
     table = f"<div class='scroll'><table class='cmp'>{''.join(rows)}</table></div>"
@@ -339,7 +334,8 @@ def comparison_section(runs: list[RunData], ids: _Ids) -> str:
         k: {r.name: [(e, v[k]) for e, v in r.metric_history.items() if k in v] for r in runs if r.metric_history}
         for k in metric_keys(runs)
     }
-    series = {k: {n: p for n, p in s.items() if p} for k, s in series.items() if any(s.values())}
+    # a metric no run evaluated twice has no curve: its numbers are the table's
+    series = {k: {n: p for n, p in s.items() if p} for k, s in series.items() if any(len(p) >= 2 for p in s.values())}
     curves = (
         ("<h3>Metric curves, all runs</h3>" + img_tag(plot_panels(series, "epoch"), "metric curves of all runs"))
         if series
@@ -360,7 +356,7 @@ def build_report(root: str | Path, title: str | None = None, max_images: int = 1
             "checkpoints/ found)"
         )
     runs = [collect_run(p) for p in paths]
-    ids = _Ids()
+    ids = Ids()
     title = title or (
         f"gan-interp run {runs[0].name}" if len(runs) == 1 else f"gan-interp sweep {root.name} ({len(runs)} runs)"
     )

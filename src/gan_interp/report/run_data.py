@@ -3,10 +3,16 @@
 A run dir may hold ``.hydra/config.yaml`` (+ ``overrides.yaml``) or ``config_resolved.json``,
 ``metrics.json`` (final values), ``metrics/epoch_XXX.json`` and ``metrics/ckpt_*.json``
 (MetricsCallback / probe CLI), ``metrics/nn_*.png``, ``samples/epoch_XXX.png``,
-``probes/<epoch_XXX|ckpt_*>/<probe>/*.png|summary.json``, a CSV log ``csv/metrics.csv``, an
-offline W&B run under ``wandb/``, and ``failure.json`` for a crashed or interrupted job (``reason``:
-``error`` | ``interrupted``; an interruption names its signal, checkpoint and resume command). Everything
-is optional.
+``probes/<epoch_XXX|ckpt_*>/<probe>/*.png|summary.json|<table>.json``, the k-GAN epoch folders
+``kgan/epoch_XXX/`` (``cell_medoids.png``, ``samples_m<j>.png``, ``partition.json``), the CSV log
+``csv/metrics.csv`` (the training curves: the CSV logger runs beside W&B by default; W&B's own run
+files are not read here), and ``failure.json`` for a crashed or interrupted job (``reason``:
+``error`` | ``interrupted``; an interruption names its signal, checkpoint and resume command).
+Everything is optional.
+
+One source per number: evaluation metrics come from ``metrics/epoch_XXX.json`` (full precision) for
+the table and the curves alike; ``metrics.json`` (Lightning's float32 copies) only when a run has no
+metrics files. PNG captions are stored in the files (:func:`gan_interp.io.png_caption`).
 """
 
 from __future__ import annotations
@@ -45,9 +51,9 @@ class RunData:
     curve_source: str = ""  # 'csv' | 'wandb' | ''
     samples: list[tuple[str, Path]] = field(default_factory=list)  # (label, png)
     nn_galleries: list[tuple[str, Path]] = field(default_factory=list)
-    probes: dict[str, dict[str, dict[str, Any]]] = field(
-        default_factory=dict
-    )  # probe -> label -> {"images", "summary"}
+    # probe -> label -> {"images": [png], "summary": summary.json, "tables": {name: {"columns", "rows"}}}
+    probes: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    kgan: dict[str, dict[str, Any]] = field(default_factory=dict)  # epoch_XXX -> {"images": [png], "partition"}
     failure: dict[str, Any] | None = None
 
     def get(self, dotted: str, default: Any = None) -> Any:
@@ -78,13 +84,11 @@ class RunData:
         return "interrupted" if self.failure.get("reason") == "interrupted" else "failed"
 
     def final_metrics(self) -> dict[str, float]:
-        """Latest evaluation metrics: ``metrics/*`` of metrics.json, else the last epoch file."""
-        from_final = {k.removeprefix("metrics/"): v for k, v in self.final.items() if k.startswith("metrics/")}
-        if from_final:
-            return from_final
+        """Latest evaluation metrics: the last ``metrics/epoch_XXX.json`` (the source of the metric curves
+        too), else the ``metrics/*`` of metrics.json (float32 copies) for a run without metrics files."""
         if self.metric_history:
             return dict(self.metric_history[max(self.metric_history)])
-        return {}
+        return {k.removeprefix("metrics/"): v for k, v in self.final.items() if k.startswith("metrics/")}
 
 
 def is_run_dir(path: Path) -> bool:
@@ -142,10 +146,8 @@ def _read_metrics(run: RunData) -> None:
         return
     latest: tuple[int, dict[str, Any]] | None = None
     for f in sorted(mdir.glob("*.json")):
-        try:
-            blob = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            log.warning("skipping unreadable %s: %s", f, exc)
+        blob = _read_json(f)
+        if not isinstance(blob, dict):
             continue
         values = {k: fv for k, v in (blob.get("values") or {}).items() if (fv := _finite(v)) is not None}
         if f.stem.startswith("epoch_"):
@@ -161,41 +163,86 @@ def _read_metrics(run: RunData) -> None:
 
 
 def _read_curves(run: RunData) -> None:
+    """Training curves from the CSV log (``step`` = trainer.global_step); metrics come from their files."""
     csv_file = run.path / "csv" / "metrics.csv"
-    if csv_file.is_file():
-        with csv_file.open(newline="") as fh:
-            for row in csv.DictReader(fh):
-                step = _finite(row.get("step"))
-                if step is None:
-                    continue
-                for key, value in row.items():
-                    v = _finite(value)
-                    if key in ("step", "epoch") or v is None or key.startswith("metrics/"):
-                        continue
-                    run.curves.setdefault(key, []).append((step, v))
-        run.curve_source = "csv" if run.curves else ""
-        if run.curves:
-            return
-    try:
-        from gan_interp.wandb_offline import find_offline_runs, read_offline_run
-
-        offline = find_offline_runs(run.path)
-        if not offline:
-            return
-        wb = read_offline_run(offline[-1])
-    except Exception as exc:  # a damaged W&B file must not break the report
-        log.warning("cannot read the W&B run in %s: %s", run.path, exc)
+    if not csv_file.is_file():
         return
-    for row in wb.history:
-        step = _finite(row.get("trainer/global_step", row.get("_step")))
-        if step is None:
-            continue
-        for key, value in row.items():
-            v = _finite(value)
-            if v is None or key.startswith(("_", "metrics/", "trainer/")) or key in ("epoch",):
+    with csv_file.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            step = _finite(row.get("step"))
+            if step is None:
                 continue
-            run.curves.setdefault(key, []).append((step, v))
-    run.curve_source = "wandb" if run.curves else ""
+            for key, value in row.items():
+                v = _finite(value)
+                if key in ("step", "epoch") or v is None or key.startswith("metrics/"):
+                    continue
+                run.curves.setdefault(key, []).append((step, v))
+    run.curve_source = "csv" if run.curves else ""
+
+
+def flatten_summary(summary: dict[str, Any], max_list: int = 8) -> dict[str, Any]:
+    """A probe's nested ``summary.json`` as one level for a table: nested keys joined with ``/`` (as in
+    the logged ``probes/<probe>/<reading>`` names), numbers/strings/booleans as they are, a flat list of
+    at most ``max_list`` numbers or strings kept whole, longer or nested number lists as ``<key>/mean``."""
+    out: dict[str, Any] = {}
+
+    def walk(node: dict[str, Any], prefix: str) -> None:
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, dict):
+                walk(value, f"{name}/")
+            elif isinstance(value, list):
+                flat = all(isinstance(v, (int, float, str)) or v is None for v in value)
+                if flat and 0 < len(value) <= max_list:
+                    out[name] = value
+                elif (nums := _numbers(value)) is not None and nums:
+                    out[f"{name}/mean"] = sum(nums) / len(nums)
+            elif value is not None:
+                out[name] = value
+
+    walk(summary, "")
+    return out
+
+
+def _numbers(value: Any) -> list[float] | None:
+    """The finite numbers of a (nested) list of numbers; None when it holds anything else."""
+    out: list[float] = []
+    for v in value:
+        if isinstance(v, list):
+            inner = _numbers(v)
+            if inner is None:
+                return None
+            out += inner
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            if math.isfinite(v):
+                out.append(float(v))
+        elif v is not None:
+            return None
+    return out
+
+
+def _read_json(path: Path) -> Any:
+    """The JSON content of ``path``, or None (with a warning) when it is unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        log.warning("skipping unreadable %s: %s", path, exc)
+        return None
+
+
+def _read_probe_dir(probe_dir: Path) -> dict[str, Any]:
+    """Images, summary and tables (``<name>.json`` holding ``columns`` and ``rows``) of one probe run."""
+    summary = _read_json(probe_dir / "summary.json") if (probe_dir / "summary.json").is_file() else None
+    tables = {}
+    for f in sorted(probe_dir.glob("*.json")):
+        blob = _read_json(f) if f.name != "summary.json" else None
+        if isinstance(blob, dict) and isinstance(blob.get("columns"), list) and isinstance(blob.get("rows"), list):
+            tables[f.stem] = blob
+    return {
+        "images": sorted(probe_dir.glob("*.png")),
+        "summary": summary if isinstance(summary, dict) else {},
+        "tables": tables,
+    }
 
 
 def _read_images(run: RunData) -> None:
@@ -207,19 +254,31 @@ def _read_images(run: RunData) -> None:
         return
     for label_dir in sorted((d for d in pdir.iterdir() if d.is_dir()), key=_epoch_label):
         for probe_dir in sorted(d for d in label_dir.iterdir() if d.is_dir()):
-            images = sorted(probe_dir.glob("*.png"))
-            summary: dict[str, Any] = {}
-            if (probe_dir / "summary.json").is_file():
-                try:
-                    summary = json.loads((probe_dir / "summary.json").read_text())
-                except json.JSONDecodeError:
-                    summary = {}
-            if images or summary:
-                run.probes.setdefault(probe_dir.name, {})[label_dir.name] = {"images": images, "summary": summary}
+            entry = _read_probe_dir(probe_dir)
+            if entry["images"] or entry["summary"]:
+                run.probes.setdefault(probe_dir.name, {})[label_dir.name] = entry
+
+
+def _read_kgan(run: RunData) -> None:
+    """The k-GAN epoch folders: cell medoids first, then the members' samples, and partition.json."""
+    kdir = run.path / "kgan"
+    if not kdir.is_dir():
+        return
+    for epoch_dir in sorted((d for d in kdir.iterdir() if d.is_dir()), key=_epoch_label):
+        images = sorted(epoch_dir.glob("*.png"), key=lambda p: (p.stem != "cell_medoids", _member_order(p)))
+        partition = _read_json(epoch_dir / "partition.json") if (epoch_dir / "partition.json").is_file() else None
+        if images or partition:
+            run.kgan[epoch_dir.name] = {"images": images, "partition": partition if isinstance(partition, dict) else {}}
+
+
+def _member_order(path: Path) -> tuple[int, str]:
+    """``samples_m10`` after ``samples_m9``."""
+    m = re.search(r"(\d+)$", path.stem)
+    return (int(m.group(1)) if m else -1, path.stem)
 
 
 def collect_run(path: str | Path, curves: bool = True) -> RunData:
-    """Read one run dir (missing pieces are simply absent); ``curves=False`` skips the CSV/W&B logs."""
+    """Read one run dir (missing pieces are simply absent); ``curves=False`` skips the CSV log."""
     path = Path(path)
     run = RunData(path=path, name=path.name)
     _read_config(run)
@@ -227,6 +286,7 @@ def collect_run(path: str | Path, curves: bool = True) -> RunData:
     if curves:
         _read_curves(run)
     _read_images(run)
+    _read_kgan(run)
     if (path / "failure.json").is_file():
         try:
             run.failure = json.loads((path / "failure.json").read_text())
