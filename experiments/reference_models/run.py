@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results-dir", type=Path, default=HERE, help="where results.md/.json and figures/ go")
     parser.add_argument("--eval-n", type=int, default=None, help="images per side of the bar (default: config)")
     parser.add_argument(
-        "--eval-set",
+        "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
