@@ -97,7 +97,7 @@ class DCGAN(GANModule):
         interpretable: dict | None = None,  # Interpretable-GAN option: {enabled, layer, n_concepts, lambda_*...}
     ) -> None:
         super().__init__(latent_dim, resolution, channels, n_fixed, fixed_seed, name=name)
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # the run logs its whole resolved config once (training.py)
         self.hparams.betas = tuple(float(b) for b in betas)  # plain floats: optimizer state loads with weights_only
         self.generator = DCGANGenerator(latent_dim, ngf, channels, resolution)
         self.discriminator = DCGANDiscriminator(ndf, channels, resolution)
