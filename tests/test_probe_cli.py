@@ -188,3 +188,23 @@ def test_cli_runs_on_a_checkpoint(trained, tmp_path) -> None:
     assert list(
         (tmp_path / "outputs" / "probe" / "runs").glob("*/.hydra/config.yaml")
     )  # Hydra's own record of the call
+
+
+def test_probe_run_joins_its_training_runs_group_and_names_the_checkpoint_artifact(tmp_path) -> None:
+    from gan_interp.wandb_inspect import find_runs, inspect_run
+
+    train_cfg = compose_config(tmp_path, [*TINY, "trainer.max_epochs=1", "logger=wandb", "probes=none", "metrics=none"])
+    train(train_cfg)
+    trained = Path(train_cfg.paths.output_dir)
+    (training,) = [inspect_run(p) for p in find_runs(trained / "wandb")]
+    cfg = _probe_cfg(tmp_path, [f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}", "probes=filters", "metrics=none"])
+    result = probe_checkpoint(cfg, explicit_paths=set())
+    (probe_dir,) = find_runs(trained / "probe_runs" / "ckpt_epoch_000")
+    assert result["wandb_run"] == str(probe_dir)
+    probe = inspect_run(probe_dir)
+    assert (probe.job_type, probe.group, probe.exit_code) == ("probe", training.group, 0)
+    link = probe.config["checkpoint"]
+    assert link["artifact"] == f"model-{training.run_id}:last"  # the version the training run logged (offline: config)
+    assert link["training_run_id"] == training.run_id and link["checkpoint"].endswith("last.ckpt")
+    assert "probes/filters/mean_neutral_share" in probe.history_keys and probe.summary["epoch"] == 0
+    assert [a["name"] for a in training.artifacts if a["type"] == "model"] == [f"model-{training.run_id}"]

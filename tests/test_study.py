@@ -185,11 +185,14 @@ def test_probes_over_epochs_script_tables_every_epoch_and_final_cka_is_one(tmp_p
     text = (tmp_path / "results" / "results.md").read_text()
     assert "When each layer settles" in text and "| 2 |" in text
     assert (tmp_path / "results" / "figures" / "cka_to_final.png").is_file()
-    from gan_interp.wandb_offline import find_offline_runs, read_offline_run
+    from gan_interp.wandb_inspect import find_runs, inspect_run
 
-    runs = [read_offline_run(p) for p in find_offline_runs(tmp_path / "sweep")]
-    assert len(runs) == 1 and runs[0].group.startswith("probes_over_epochs-")
-    assert "probes_over_epochs" in runs[0].tags
+    runs = [inspect_run(p) for p in find_runs(tmp_path / "sweep")]
+    [trained] = [r for r in runs if r.job_type == "train"]
+    assert trained.group.startswith("probes_over_epochs-") and "probes_over_epochs" in trained.tags
+    [tables] = [r for r in runs if r.job_type == "study"]  # the results.md tables, in the sweep's group
+    assert (tables.name, tables.group) == ("probes_over_epochs-tables", trained.group)
+    assert {"study/metrics_after_each_epoch", "study/when_each_layer_settles"} <= set(tables.keys("table"))
 
 
 def test_kgan_baselines_script_partition_and_specialisation(tmp_path):
@@ -265,3 +268,42 @@ def test_reference_models_script_trains_checks_the_bar_and_reuses_finished_runs(
     assert (tmp_path / "results" / "figures" / "dcgan_samples.png").is_file()
     again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900, env=env)
     assert again.returncode == 0 and "dcgan: reusing the finished run" in again.stdout
+RESULTS_MD = """# A study
+
+Final metrics (mean ± sd over seeds):
+
+| model | FID | seeds |
+|---|---|---|
+| dcgan | 1.500 ± 0.100 | 2 |
+| kgan | n/a | 2 |
+
+Notes:
+
+| what | value |
+|---|---|
+| floor | 1.20e-05 |
+"""
+
+
+def test_study_tables_are_read_back_typed_and_logged_in_a_study_run(tmp_path):
+    from gan_interp.wandb_inspect import inspect_run
+    from gan_interp.wandb_tables import log_study_tables, markdown_tables, typed_columns
+
+    tables = markdown_tables(RESULTS_MD)
+    assert [(t.name, t.caption) for t in tables] == [
+        ("final_metrics", "Final metrics (mean ± sd over seeds):"),
+        ("notes", "Notes:"),
+    ]
+    assert typed_columns(tables[0]) == (
+        ["model", "FID", "FID sd", "seeds"],
+        [["dcgan", 1.5, 0.1, 2.0], ["kgan", None, None, 2.0]],
+    )
+    assert typed_columns(tables[1]) == (["what", "value"], [["floor", 1.2e-05]])
+    (tmp_path / "results.md").write_text(RESULTS_MD)
+    folder = log_study_tables(tmp_path / "sweep", tmp_path / "results.md", "unit", group="g")
+    assert folder is not None and folder.is_relative_to(tmp_path / "sweep" / "wandb")
+    run = inspect_run(folder)
+    assert (run.job_type, run.group, run.name, run.exit_code) == ("study", "g", "unit-tables", 0)
+    assert run.keys("table") == ["study/final_metrics", "study/notes"]
+    staged = [Path(c["local_path"]) for a in run.artifacts for c in a["manifest"]["contents"]]
+    assert staged and all(p.is_relative_to(tmp_path / "sweep" / "wandb") for p in staged)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -52,9 +53,63 @@ def test_joblib_multirun_gives_each_job_its_own_wandb_run_in_one_group(tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = [read_offline_run(p) for p in find_offline_runs(sweep)]
     assert len(runs) == 2
-    assert sorted(r.name for r in runs) == ["dcgan-fake-s0", "dcgan-fake-s1"]
-    assert {r.group for r in runs} == {sweep.name}  # one group per sweep
+    assert sorted(r.name for r in runs) == ["dcgan-fake-s0", "dcgan-fake-s1"]  # the name shows the seed already
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime((sweep / "multirun.yaml").stat().st_mtime))
+    assert {r.group for r in runs} == {f"seed:0,1-{stamp}"}  # one group per sweep, named after it
+    assert sorted(r.tags[-1] for r in runs) == ["seed=0", "seed=1"]
     assert all(r.series("train/d_loss_epoch") for r in runs)
+
+
+def _job(tmp_path: Path, task: list[str], cli: list[str] | None, params: dict | None = None, experiment=None):
+    """A multirun job's HydraConfig stand-in: its task overrides, the sweep's multirun.yaml and params."""
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir(exist_ok=True)
+    if cli is not None:
+        OmegaConf.save(OmegaConf.create({"hydra": {"overrides": {"task": cli}}}), sweep / "multirun.yaml")
+        os.utime(sweep / "multirun.yaml", (1_700_000_000, 1_700_000_000))
+    hydra_cfg = OmegaConf.create(
+        {
+            "sweep": {"dir": str(sweep)},
+            "sweeper": {"params": params},
+            "overrides": {"task": task},
+            "runtime": {"choices": {"experiment": experiment, "hparams_search": None}},
+        }
+    )
+    hydra_cfg.mode = RunMode.MULTIRUN
+    return hydra_cfg
+
+
+def _cfg(run_name: str, seed: int, group=None):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create({"run_name": run_name, "seed": seed, "tags": ["dcgan", "fake"], "group": group})
+
+
+def test_run_identity_names_and_tags_carry_the_swept_overrides_and_the_group_the_sweep(tmp_path):
+    from gan_interp.run_identity import run_identity
+
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(1_700_000_000))
+    job = _job(tmp_path, ["data=fake", "seed=1", "model.lr=1e-4"], ["data=fake", "seed=0,1", "model.lr=1e-4,2e-4"])
+    ident = run_identity(_cfg("dcgan-fake-s1", 1), job)
+    assert ident.name == "dcgan-fake-s1 model.lr=1e-4"  # seed: shown as s1 already
+    assert ident.tags == ("dcgan", "fake", "seed=1", "model.lr=1e-4")
+    assert ident.group == f"seed:0,1 model.lr:1e-4,2e-4-{stamp}"  # the sweep, then its launch time
+
+
+def test_run_identity_of_an_experiment_sweep_an_explicit_group_and_a_single_run(tmp_path):
+    from gan_interp.run_identity import run_identity
+
+    params = {"model": "dcgan,stylegan_lite,kgan", "seed": "0,1"}
+    job = _job(tmp_path, ["experiment=arch_compare", "model=kgan", "seed=0"], [], params, "arch_compare")
+    ident = run_identity(_cfg("kgan-fake-s0", 0), job)
+    assert ident.name == "kgan-fake-s0" and ident.tags == ("dcgan", "fake", "seed=0", "model=kgan")
+    assert ident.group.startswith("arch_compare-")
+    assert run_identity(_cfg("kgan-fake-s0", 0, group="mine"), job).group == "mine"  # group= wins
+    single = run_identity(_cfg("dcgan-fake-s3", 3), None)
+    assert (single.name, single.group, single.tags) == ("dcgan-fake-s3", "dcgan-fake-s3", ("dcgan", "fake", "seed=3"))
 
 
 def test_optuna_search_runs_trials_and_reports_the_best(tmp_path):

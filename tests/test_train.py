@@ -64,7 +64,7 @@ def test_two_epochs_write_checkpoints_samples_and_an_offline_wandb_run(make_cfg,
     runs = find_offline_runs(run / "wandb")
     assert len(runs) == 1
     logged = read_offline_run(runs[0])
-    assert logged.name == "unit-run" and logged.group == "unit-run" and logged.tags == ["unit", "test"]
+    assert logged.name == "unit-run" and logged.group == "unit-run" and logged.tags == ["unit", "test", "seed=0"]
     d_losses = logged.series("train/d_loss_epoch")
     assert len(d_losses) == 2 and all(v == v and v > 0 for v in d_losses)  # finite, positive
     assert len(logged.series("train/g_loss_epoch")) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,59 @@ def test_probe_readings_share_names_across_architectures(make_cfg, arch):
         assert {"kgan/samples/m0", "kgan/cell_medoids"} <= {k for k, _ in images}
     for prefix in ("samples/*", "probes/*", "metrics/*", "kgan/*"):
         assert run.metrics[prefix]["step_metric"] == "epoch"
+
+
+def _artifact_records(offline_run: Path) -> list[dict]:
+    """The ``artifact`` records of an offline run, as wandb's own reader prints them (``wandb leet inspect --json``)."""
+    import json
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(offline_run)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120).stdout
+    records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return [r["artifact"] for r in records if r.get("type") == "artifact"]
+
+
+def test_offline_run_stages_checkpoint_and_tables_inside_the_run_dir_and_nothing_in_home(
+    make_cfg, tmp_path, monkeypatch
+):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for var in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    cfg = make_cfg(
+        ["data=fake", *ARCHS["dcgan"], "trainer.max_epochs=1", "logger=wandb", "probes=activations", "metrics=none"]
+    )
+    train(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    offline = find_offline_runs(run_dir / "wandb")[0]
+    artifacts = _artifact_records(offline)
+    model = [a for a in artifacts if a["type"] == "model"]
+    assert [a["name"] for a in model] == [f"model-{offline.name.rsplit('-', 1)[1]}"]  # the final checkpoint, once
+    assert set(model[0]["aliases"]) == {"latest", "last"}
+    assert model[0]["metadata"] and "last.ckpt" in model[0]["metadata"]
+    assert {a["type"] for a in artifacts} == {"model", "run_table"}  # the probe tables' artifacts
+    staged = [Path(c["local_path"]) for a in artifacts for c in a["manifest"]["contents"]]
+    assert staged and all(p.is_file() and p.is_relative_to(run_dir / "wandb") for p in staged), staged
+    assert list(home.rglob("*")) == []  # nothing of W&B's lands in the user's home
+    logged = read_offline_run(offline)
+    assert (offline / "files" / "output.log").is_file()  # console captured
+    resolved = set(json.loads((run_dir / "config_resolved.json").read_text()))
+    assert set(logged.config) - {"_wandb"} == resolved  # the config once: no model hparams at the top level
+    assert "latent_dim" not in logged.config and logged.config["model"]["latent_dim"] == 8
+
+
+def test_log_model_all_logs_every_checkpoint_file_aliased_by_its_name(make_cfg):
+    from gan_interp.probe_wandb import logged_alias
+
+    every_epoch = "callbacks.model_checkpoint.every_n_epochs=1"
+    overrides = ["trainer.max_epochs=2", "logger=wandb", "logger.wandb.log_model=all", every_epoch]
+    cfg = make_cfg(["data=fake", *ARCHS["dcgan"], *overrides, "probes=none", "metrics=none"])
+    train(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    models = [a for a in _artifact_records(find_offline_runs(run_dir / "wandb")[0]) if a["type"] == "model"]
+    assert [sorted(a["aliases"]) for a in models] == [["epoch_000", "latest"], ["epoch_001", "latest"]]
+    last = run_dir / "checkpoints" / "last.ckpt"  # a link to epoch_001.ckpt: the version aliased epoch_001
+    assert logged_alias(last, run_dir, "all") == "epoch_001" and logged_alias(last, run_dir, False) is None

@@ -31,6 +31,7 @@ from gan_interp.dissect.segmenter import build_segmenter
 from gan_interp.models.interpretable import InterpretableRegularizer
 from gan_interp.paths import config_dir
 from gan_interp.train import build
+from gan_interp.wandb_tables import log_study_tables
 
 HERE = Path(__file__).resolve().parent
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -283,6 +284,7 @@ def main(argv: list[str]) -> None:
         "\nTimings (s): " + json.dumps({k: round(v, 1) for k, v in timings.items()}),
     ]
     (HERE / "results.md").write_text("\n".join(md) + "\n")
+    log_study_tables(out, HERE / "results.md", "dissection")  # a W&B run of job_type study in outputs/wandb/
     print("\n".join(md))
 
 

@@ -13,6 +13,13 @@ summaries (:data:`METRIC_SUMMARIES`). Rows are logged with :class:`LogRow`: ever
 (an epoch's sample grid, probe run or metrics evaluation) in one call. Non-W&B loggers (CSV,
 TensorBoard) have no per-key axes: they keep ``trainer.global_step`` as the step and get ``epoch``
 and ``g_steps`` as columns/scalars of the same row.
+
+What travels with a run (:func:`make_wandb_logger`): W&B stages artifact files (model checkpoints,
+the tables' ``run_table`` artifacts) in ``WANDB_DATA_DIR`` and caches in ``WANDB_CACHE_DIR``, by
+default under the user's home; both are pointed into ``<run>/wandb/`` (:func:`stage_in_run_dir`),
+so the run folder holds everything ``wandb sync <run>/wandb/offline-run-*`` uploads. Checkpoints
+become model artifacts (``log_model``: the final ones, or ``"all"``); console output
+(``files/output.log``) and system metrics are captured unless ``capture_system=False``.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.loggers.logger import rank_zero_experiment
+
+from gan_interp.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +80,40 @@ def define_axes(run: Any) -> None:
         run.define_metric(f"metrics/{key}", step_metric="epoch", summary=f"{stat},last")
 
 
+LOG_MODEL_CHOICES = (False, True, "all")  # logger.wandb.log_model
+
+
+def stage_in_run_dir(save_dir: str | Path) -> dict[str, str]:
+    """Point W&B's artifact staging and cache into ``<save_dir>/wandb/`` (process-wide, for the run started next).
+
+    ``WANDB_DATA_DIR`` holds ``artifacts/staging/`` (copies of logged checkpoints, the tables'
+    artifacts), ``WANDB_CACHE_DIR`` W&B's cache and service logs; by default both lie under the
+    user's home, outside the run folder. The run records the staged files' absolute paths.
+    """
+    wandb_dir = Path(save_dir).absolute() / "wandb"
+    dirs = {"WANDB_DATA_DIR": str(wandb_dir), "WANDB_CACHE_DIR": str(wandb_dir / "cache")}
+    os.environ.update(dirs)
+    return dirs
+
+
+def wandb_settings(capture_system: bool = True) -> Any:
+    """W&B settings of every run here: never waits long on the network; ``capture_system`` records the
+    console (``files/output.log``) and system metrics (CPU, memory, GPU every 15 s)."""
+    import wandb
+
+    return wandb.Settings(
+        init_timeout=60, x_disable_stats=not capture_system, console="auto" if capture_system else "off"
+    )
+
+
 class EpochAxisWandbLogger(WandbLogger):
-    """A WandbLogger whose run gets :func:`define_axes` instead of Lightning's ``*`` -> global_step axis."""
+    """A WandbLogger whose run gets :func:`define_axes` instead of Lightning's ``*`` -> global_step axis,
+    and whose model artifacts (``model-<run id>``) carry the checkpoint's file name as an alias
+    (``last``, ``best``, ``epoch_004``) next to ``latest``.
+
+    ``log_model=True`` logs each checkpoint callback's final file once, at the end of a successful fit
+    (Lightning would log every file of a ``save_top_k=-1`` callback as it is written, as ``"all"`` does).
+    """
 
     @property
     @rank_zero_experiment
@@ -90,6 +131,39 @@ class EpochAxisWandbLogger(WandbLogger):
                 define_axes(self._experiment)
         return self._experiment
 
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+        if self._log_model == "all":
+            self._scan_and_log_checkpoints(checkpoint_callback)
+        elif self._log_model:
+            self._checkpoint_callbacks[id(checkpoint_callback)] = checkpoint_callback
+
+    def finalize(self, status: str) -> None:
+        if status != "success" or self._experiment is None:  # checkpoints are logged for finished fits only
+            return
+        for callback in self._checkpoint_callbacks.values():
+            final = getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "")
+            if final and Path(final).is_file():
+                self.log_checkpoint(Path(final))
+
+    def _scan_and_log_checkpoints(self, checkpoint_callback: Any) -> None:
+        from lightning.pytorch.loggers.utilities import _scan_checkpoints
+
+        for mtime, path, _score, _tag in _scan_checkpoints(checkpoint_callback, self._logged_model_time):
+            if not Path(path).is_symlink():  # last.ckpt linking an epoch file: that file is logged itself
+                self.log_checkpoint(Path(path))
+            self._logged_model_time[path] = mtime
+
+    def log_checkpoint(self, path: Path) -> None:
+        """``path`` as a version of the run's model artifact, aliased ``latest`` and ``path``'s stem."""
+        import wandb
+
+        name = f"model-{self.experiment.id}"
+        resolved = path.resolve()  # last.ckpt may link to the epoch file of its step
+        metadata = {"original_filename": path.name, "file": resolved.name}
+        artifact = wandb.Artifact(name=name, type="model", metadata=metadata)
+        artifact.add_file(str(resolved), name="model.ckpt", policy=self.add_file_policy, skip_cache=True)
+        self.experiment.log_artifact(artifact, aliases=sorted({"latest", path.stem, resolved.stem}))
+
 
 def make_wandb_logger(
     save_dir: str,  # the Hydra run dir: the run lands in <save_dir>/wandb/
@@ -98,27 +172,33 @@ def make_wandb_logger(
     group: str | None = None,  # groups the jobs of one sweep
     tags: Iterable[str] = (),
     job_type: str = "train",
-    log_model: bool = False,
+    log_model: bool | str = False,  # true: final checkpoints as model artifacts; "all": every one as written
+    add_file_policy: str = "mutable",  # mutable: stage a copy (safe); immutable: reference the file in place
+    capture_system: bool = True,  # console log + system metrics (wandb_settings)
     **kwargs: Any,
 ) -> WandbLogger:
-    """A WandbLogger that is offline by default, never blocks on the network and steps rows by epoch."""
-    import wandb
-
-    mode = wandb_mode()
+    """A WandbLogger that is offline by default, never blocks on the network, steps rows by epoch and keeps
+    everything it stages inside ``<save_dir>/wandb/``."""
+    if log_model not in LOG_MODEL_CHOICES or add_file_policy not in ("mutable", "immutable"):
+        raise ConfigError(
+            f"logger.wandb: log_model={log_model!r} add_file_policy={add_file_policy!r}; "
+            "use log_model=true|false|all and add_file_policy=mutable|immutable"
+        )
     os.environ.setdefault("WANDB_SILENT", "true")
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    settings = wandb.Settings(init_timeout=60, x_disable_stats=True, console="off")
+    stage_in_run_dir(save_dir)
     return EpochAxisWandbLogger(
         save_dir=str(save_dir),
         project=project,
         name=name,
         group=group,
-        tags=list(tags),
+        tags=[str(t)[:64] for t in tags],  # W&B's tag length limit
         job_type=job_type,
-        offline=(mode == "offline"),
-        mode=mode,
+        offline=False,  # Lightning refuses log_model with offline=True; mode="offline" keeps the run local
+        mode=wandb_mode(),
         log_model=log_model,
-        settings=settings,
+        add_file_policy=add_file_policy,
+        settings=wandb_settings(capture_system),
         **kwargs,
     )
 
@@ -240,5 +320,7 @@ __all__ = [
     "finish_wandb",
     "log_metrics",
     "make_wandb_logger",
+    "stage_in_run_dir",
     "wandb_mode",
+    "wandb_settings",
 ]

@@ -15,7 +15,9 @@ The model and data configs come from the checkpoint's run (``<run>/.hydra/config
   ``<dir>/config_resolved.json`` and ``<dir>/checkpoint.json``), so ``python -m gan_interp.report`` reads it.
 
 Checkpoints are read by :mod:`gan_interp.checkpoints` (``weights_only=True`` unless
-``trust_checkpoint=true``).
+``trust_checkpoint=true``). With ``wandb=true`` (default) the probe readings, images and metrics are
+logged at the checkpoint's epoch to a W&B run of job_type ``probe`` in the training run's group,
+linked to the checkpoint (:mod:`gan_interp.probe_wandb`; ``<out>/probe_runs/<name>/wandb/``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from gan_interp.checkpoints import (
 from gan_interp.config import check_group_choices, check_threads, instantiate_node
 from gan_interp.errors import ConfigError, one_line_errors
 from gan_interp.io import write_text
+from gan_interp.logging_utils import finish_wandb
 from gan_interp.paths import config_dir
 from gan_interp.third_party import quiet_known_noise
 
@@ -65,6 +68,7 @@ def checkpoint_metrics(
     epoch: int,
     step: int,
     ckpt_name: str,
+    loggers: Any = (),  # the probe run's W&B logger, if any
 ) -> dict[str, Any]:
     """Evaluate the ``metrics`` group's :class:`MetricsSettings` (the ones training uses) into ``<out>/metrics/``."""
     if not (metrics_node and "_target_" in metrics_node):
@@ -73,7 +77,9 @@ def checkpoint_metrics(
 
     settings = instantiate_node(metrics_node)
     source = f"checkpoint {ckpt_name}"
-    res = evaluate_and_record(model, datamodule, settings, out / DIRNAME, name, epoch, step, source=source)
+    res = evaluate_and_record(
+        model, datamodule, settings, out / DIRNAME, name, epoch, step, loggers=loggers, source=source
+    )
     if res is None:
         return {}
     return {"metrics": res.values, "metrics_file": str(out / DIRNAME / f"{name}.json")}
@@ -120,25 +126,17 @@ def probe_checkpoint(cfg: DictConfig, explicit_paths: set[str] | None = None) ->
         "epoch": epoch,
         "name": name,
     }
-    probes_node = cfg.get("probes")
-    if probes_node and probes_node.get("probes"):
-        from gan_interp.probes.runner import run_probes
-
-        probes_dir = out / "probes" / name
-        result["probes"] = run_probes(
-            model,
-            datamodule,
-            probes_node.probes,
-            probes_dir,
-            epoch,
-            loggers=(),
-            step=step,
-            seed=int(probes_node.get("seed", 0)),
-        )
-        result["probes_dir"] = str(probes_dir)
     with open_dict(cfg):
         cfg.paths = paths  # ${paths.cache_dir} in the metrics node -> the run's cache
-    result.update(checkpoint_metrics(cfg.get("metrics"), model, datamodule, out, name, epoch, step, ckpt_path.name))
+    loggers = _probe_loggers(cfg, run_dir, ckpt_path, out, name)
+    if loggers:
+        result["wandb_run"] = str(Path(loggers[0].experiment.dir).parent)
+    try:
+        result.update(_probe_and_evaluate(cfg, model, datamodule, out, name, epoch, step, ckpt_path.name, loggers))
+    except BaseException:
+        finish_wandb(exit_code=1)
+        raise
+    finish_wandb()
     if cfg.get("out_dir"):
         out.mkdir(parents=True, exist_ok=True)
         resolved = OmegaConf.create(OmegaConf.to_container(run_cfg, resolve=False))
@@ -157,6 +155,48 @@ def probe_checkpoint(cfg: DictConfig, explicit_paths: set[str] | None = None) ->
             out / "checkpoint.json",
             json.dumps({k: v for k, v in result.items() if k in ("ckpt_path", "run_dir", "epoch", "name")}, indent=1),
         )
+    return result
+
+
+def _probe_loggers(cfg: DictConfig, run_dir: Path, ckpt_path: Path, out: Path, name: str) -> list[Any]:
+    """The probe run's W&B logger (``wandb=true``: job_type probe, the training run's group), or none."""
+    if not cfg.get("wandb", True):
+        return []
+    from gan_interp.probe_wandb import start_probe_run, training_run_link
+
+    link = training_run_link(run_dir, ckpt_path)
+    keys = ("probes", "metrics", "threads", "device", "out_dir")
+    settings = {k: cfg.get(k) for k in keys}
+    settings = {
+        k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in settings.items()
+    }
+    return [start_probe_run(link, out, name, settings, capture_system=bool(cfg.get("capture_system", True)))]
+
+
+def _probe_and_evaluate(
+    cfg: DictConfig,
+    model: Any,
+    datamodule: Any,
+    out: Path,
+    name: str,  # ckpt_epoch_XXX / epoch_XXX
+    epoch: int,
+    step: int,
+    ckpt_name: str,
+    loggers: list[Any],  # the probe run's W&B logger, if any
+) -> dict[str, Any]:
+    """Run the probes into ``<out>/probes/<name>/`` and the metrics into ``<out>/metrics/``; log both."""
+    result: dict[str, Any] = {}
+    probes_node = cfg.get("probes")
+    if probes_node and probes_node.get("probes"):
+        from gan_interp.probes.runner import run_probes
+
+        probes_dir = out / "probes" / name
+        seed = int(probes_node.get("seed", 0))
+        result["probes"] = run_probes(
+            model, datamodule, probes_node.probes, probes_dir, epoch, loggers=loggers, step=step, seed=seed
+        )
+        result["probes_dir"] = str(probes_dir)
+    result.update(checkpoint_metrics(cfg.get("metrics"), model, datamodule, out, name, epoch, step, ckpt_name, loggers))
     return result
 
 

@@ -59,15 +59,13 @@ def scheduled_callbacks(cfg: DictConfig) -> list[L.Callback]:
     return callbacks
 
 
-def _default_group(cfg: DictConfig) -> str:
-    """W&B group: the sweep folder for multirun jobs (one group per sweep), else the run name."""
-    try:
-        hc = HydraConfig.get()
-        if hc.mode == RunMode.MULTIRUN:
-            return Path(hc.sweep.dir).name
-    except ValueError:  # not running under Hydra (tests calling train() directly)
-        pass
-    return str(cfg.run_name)
+def apply_run_identity(cfg: DictConfig) -> None:
+    """Set ``run_name``, ``group`` and ``tags`` to the job's W&B identity (:mod:`gan_interp.run_identity`)."""
+    from gan_interp.run_identity import run_identity
+
+    ident = run_identity(cfg, HydraConfig.get() if HydraConfig.initialized() else None)
+    with open_dict(cfg):
+        cfg.run_name, cfg.group, cfg.tags = ident.name, ident.group, list(ident.tags)
 
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
@@ -75,9 +73,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     validate_config(cfg)
     if cfg.get("threads"):  # e.g. threads=1 for parallel CPU sweep jobs (no oversubscription)
         torch.set_num_threads(int(cfg.threads))
-    with open_dict(cfg):
-        if cfg.get("group") is None:
-            cfg.group = _default_group(cfg)
+    apply_run_identity(cfg)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     resolve_channels(cfg)  # data.channels: null -> inferred from the images (model.channels follows)
     datamodule = instantiate_node(cfg.data)

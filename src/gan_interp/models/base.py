@@ -22,8 +22,10 @@ Training uses manual optimization (two or more optimizers): every update goes th
 :meth:`GANModule.optimizer_update`. ``g_steps`` counts generator updates: Lightning's
 ``global_step`` counts every optimizer step (D and G), so it is not used for that.
 
-Hyperparameters: subclasses call ``save_hyperparameters()`` and read them as ``self.hparams.<name>``
-(values that need a cast are normalised in ``self.hparams`` once, right after saving). The image
+Hyperparameters: subclasses call ``save_hyperparameters(logger=False)`` and read them as
+``self.hparams.<name>`` (values that need a cast are normalised in ``self.hparams`` once, right after
+saving); ``logger=False``: the loggers get the run's whole resolved config once, with the model's
+settings under ``model.*``, not a second copy at the top level. The image
 sides a model can make are its class attribute ``supported_resolutions``, checked in one place:
 :meth:`GANModule.check_resolution` (by ``__init__`` and by the config check before any data is built).
 """

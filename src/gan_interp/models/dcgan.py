@@ -125,7 +125,7 @@ class DCGAN(GANModule):
         super().__init__(latent_dim, resolution, channels, n_fixed, fixed_seed, name=name)
         if loss not in LOSSES:
             raise ConfigError(f"model.loss={loss!r} is unknown; use one of {tuple(LOSSES)}")
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # the run logs its whole resolved config once (training.py)
         self.hparams.betas = tuple(float(b) for b in betas)  # plain floats: optimizer state loads with weights_only
         self.augment_ops = parse_policy(augment)
         self.d_loss_fn, self.g_loss_fn = LOSSES[loss]

@@ -98,7 +98,7 @@ class KGAN(GANModule):
         if feature_space not in P.FEATURE_SPACES:
             spaces = ", ".join(P.FEATURE_SPACES)
             raise ConfigError(f"model.feature_space={feature_space!r} is unknown; use one of {spaces}")
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # the run logs its whole resolved config once (training.py)
         self.hparams.betas = tuple(float(b) for b in betas)  # plain floats: optimizer state loads with weights_only
 
         self.members = nn.ModuleList(Member(arch, latent_dim, ngf, ndf, channels, resolution) for _ in range(k))

@@ -225,7 +225,7 @@ class StyleGANLite(GANModule):
             raise ConfigError(f"model.r1_every={r1_every} must be >= 1")
         if not 0.0 <= float(style_mixing_prob) <= 1.0:
             raise ConfigError(f"model.style_mixing_prob={style_mixing_prob} must be in [0, 1]")
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # the run logs its whole resolved config once (training.py)
         self.hparams.betas = tuple(float(b) for b in betas)  # plain floats: optimizer state loads with weights_only
         self.generator = StyleGenerator(
             latent_dim, w_dim, n_mapping, mapping_lr_mul, w_avg_beta, resolution, channels, channel_base, channel_max

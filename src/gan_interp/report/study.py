@@ -130,10 +130,13 @@ def write_results(here: Path, title: str, sections: Sequence[tuple[str, str]], d
 def finish_study(
     out: Path, sweep_dir: Path, title: str, sections: Sequence[tuple[str, str]], data: dict[str, Any]
 ) -> None:
-    """Write the results (:func:`write_results`) and the sweep's HTML review page; say where they are."""
+    """Write the results (:func:`write_results`), log their tables to W&B (a ``study`` run in the sweep's group,
+    under ``<sweep_dir>/wandb/``) and write the sweep's HTML review page; say where they are."""
     from gan_interp.report.page import write_report
+    from gan_interp.wandb_tables import log_study_tables
 
     write_results(out, title, sections, data)
+    log_study_tables(Path(sweep_dir), out / "results.md", config={"title": title, "sweep_dir": str(sweep_dir)})
     report = write_report(
         sweep_dir, out=sweep_dir / "report.html", title=f"{Path(sweep_dir).parent.parent.name}: {title}"
     )
