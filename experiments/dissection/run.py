@@ -177,8 +177,12 @@ def insertion_study(model, res: DissectionResult, seg, ins, seed: int, figs: Pat
     """Spatial insertion/ablation of the top concepts' units in a box, their context tables and figures."""
     k, _ = res.best("quantile")
     ok = res.interpretable("quantile")
-    counts = {c: int(((k == i) & ok).sum()) for i, c in enumerate(res.concept_names)}
-    concepts = sorted((c for c in counts if counts[c] > 0), key=lambda c: -counts[c])[: ins.concepts]
+    top = res.iou.max(dim=0).values
+    frac = res.concept_fraction.tolist()
+    ranked = sorted(  # concepts of 0-50 % area (not the dominant one): most matched units first, then top IoU
+        (i for i in range(len(frac)) if 0 < frac[i] <= 0.5), key=lambda i: (-int(((k == i) & ok).sum()), -top[i])
+    )
+    concepts = [res.concept_names[i] for i in ranked[: ins.concepts]]
     box = list(ins.box) if ins.box else list(central_box(model.resolution))
     rows, contexts = [], []
     for concept in concepts:

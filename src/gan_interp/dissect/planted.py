@@ -4,9 +4,11 @@
   concept, equal to that concept's ground-truth mask times a per-sample gain in ``[0.6, 1]`` (and a 5 %
   ramp across the image, so a top-quantile threshold never falls inside a block of equal values). A pixel
   shows the poster only while the unit of the concept it belongs to is on; where that unit is off
-  (ablated) it shows the poster's mean background colour. Known answers: the unit of concept ``c``
-  matches ``c`` with the segmenter's own IoU for ``c`` (IQR threshold) or ``min(q, a) / max(q, a)``
-  (top-``q`` threshold, concept area ``a``); ablating it removes ``c`` (ACE = minus its area).
+  (ablated) it shows what lies beneath: the colours of the concepts painted before it, grown into the
+  hole (the background's own pixels, having nothing beneath, take the poster's mean background colour).
+  Known answers: the unit of concept ``c`` matches ``c`` as well as the segmenter sees ``c`` (IQR threshold;
+  the top-``q`` threshold reaches about ``min(1, q / a)`` for concept area ``a``); ablating it removes the
+  segmented ``c`` pixels that really are ``c``.
 * :class:`PlantedSceneGAN` - GAN Dissection's door-on-a-wall in miniature: an 8x8 layer ``feat`` with
   units door, wall, sky and an unrelated wave; the image is sky blue above a latent horizon, wall gray
   below, and red where the door unit is on *and* the wall unit is on. Inserting the door units inside a
@@ -60,6 +62,21 @@ class _ConceptUnits(nn.Module):
         return self.masks[idx] * _gain(z[:, 1]).to(self.masks.device)[:, None, None, None] * self.ramp
 
 
+def _inpaint(img: Tensor, known: Tensor, steps: int) -> tuple[Tensor, Tensor]:
+    """Grow the ``known`` pixels (bool ``[B, 1, H, W]``) outwards, each new pixel the mean colour of its known
+    3x3 neighbours, ``steps`` times: ``(colours, filled)``."""
+    col, w = img * known, known.float()
+    for _ in range(steps):
+        if bool((w > 0).all()):
+            break
+        s = F.avg_pool2d(col, 3, 1, 1, count_include_pad=False)
+        n = F.avg_pool2d(w, 3, 1, 1, count_include_pad=False)
+        grow = (w == 0) & (n > 0)
+        col = torch.where(grow, s / n.clamp_min(1e-8), col)
+        w = torch.where(grow, torch.ones_like(w), w)
+    return col, w > 0
+
+
 class PlantedPosterGAN(GANModule):
     """Held-out posters whose layer ``concepts`` holds their concept masks (see module docstring)."""
 
@@ -90,8 +107,13 @@ class PlantedPosterGAN(GANModule):
     def generate(self, z: Tensor) -> Tensor:
         units = self.units(z)
         idx = _index(z, self.images.shape[0]).to(self.images.device)
-        own = units.gather(1, self.owner[idx][:, None]) > 0  # [B, 1, H, W] the pixel's own unit is on
-        return torch.where(own, self.images[idx], self.fill[idx][:, :, None, None].expand_as(self.images[idx]))
+        img, owner = self.images[idx], self.owner[idx][:, None]  # [B, C, H, W], [B, 1, H, W]
+        shown = units.gather(1, owner) > 0  # the pixel's own unit is on
+        out = torch.where(shown, img, self.fill[idx][:, :, None, None].expand_as(img))
+        for c in owner[~shown].unique().tolist():  # concepts switched off somewhere: paint what lies beneath
+            under, ok = _inpaint(img, shown & (owner < c), 2 * max(img.shape[-2:]))
+            out = torch.where(~shown & (owner == c) & ok, under, out)
+        return out
 
     def critic(self, x: Tensor) -> Tensor:
         return torch.zeros(x.shape[0], device=x.device)
