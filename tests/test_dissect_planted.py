@@ -135,3 +135,78 @@ def test_errors_name_the_bad_value():
     with pytest.raises(ConfigError, match="segmenter"):
         build_segmenter("nonsense")
     assert resolve_layer(model, None) == "feat"
+
+
+def test_shuffled_masks_drop_every_readout_of_the_planted_unit():
+    model, seg = SquareGAN(side=10), ColourSegmenter(texture=False)
+    red = seg.concept_names.index("red")
+    real = dissect(model, seg, "feat", n_samples=64, batch_size=32)
+    shuffled = dissect(model, seg, "feat", n_samples=64, batch_size=32, mask_shift=1)
+    assert float(real.iqr_iou[0, red]) == pytest.approx(1.0) and float(shuffled.iqr_iou[0, red]) < 0.3
+    assert float(real.iqr[0, red]) == pytest.approx(1.0) and float(shuffled.iqr[0, red]) < 0.1
+    assert real.summary()["iqr"]["mean_best_ratio"] > shuffled.summary()["iqr"]["mean_best_ratio"] + 0.2
+
+
+def test_iqr_readout_labels_by_ratio_and_never_by_a_complement_or_area():
+    """A unit that is *off* on the square (its complement) has ratio 1 with it but is not a square detector;
+    the readout labels units by ratio among positively associated, agreeing thresholds only."""
+    model, seg = SquareGAN(side=10), ColourSegmenter(texture=False)
+    orig = model.feat.forward
+    ramp = 0.9 + 0.1 * torch.linspace(0, 1, 32)  # distinct values, so quantile thresholds can cut between them
+
+    def with_complement(z: Tensor) -> Tensor:  # unit 4: on exactly where the square is not
+        maps = orig(z)
+        return torch.cat([maps, (maps[:, :1] == 0).float() * ramp], 1)
+
+    model.feat.forward = with_complement
+    res = dissect(model, seg, "feat", n_samples=64, batch_size=32)
+    red, black = seg.concept_names.index("red"), seg.concept_names.index("black")
+    k, iou = res.best("iqr")
+    assert int(k[0]) == red and float(iou[0]) == pytest.approx(1.0)
+    assert float(res.iqr[4, red]) == 0.0  # anti-associated: not qualified
+    assert int(k[4]) == black and float(iou[4]) > 0.95  # the black background (90 %; the ladder stops at 89 %)
+    assert res.interpretable("iqr")[[0, 4]].all() and not res.interpretable("iqr")[3]  # the constant unit
+
+
+def test_planted_posters_units_are_their_concept_masks_with_known_answers():
+    from gan_interp.data.datamodule import uint8_to_model
+    from gan_interp.data.synthetic_posters import CONCEPTS, render_posters
+    from gan_interp.dissect.planted import PlantedPosterGAN
+
+    batch = render_posters(24, resolution=32, seed=5)
+    images, masks = uint8_to_model(torch.from_numpy(batch.images)), torch.from_numpy(batch.masks)
+    planted = PlantedPosterGAN(images, masks)
+
+    class Oracle:  # the ground-truth masks of a planted poster (found by exact image match)
+        concept_names = list(CONCEPTS)
+
+        def __call__(self, x: Tensor) -> Tensor:
+            d = (x[:, None] - images[None]).flatten(2).abs().sum(2)
+            return masks[d.argmin(1)]
+
+    res = dissect(planted, Oracle(), "concepts", n_samples=96, batch_size=32)
+    present = [c for c in range(len(CONCEPTS)) if res.concept_fraction[c] > 0.002]
+    k_iqr, iou_iqr = res.best("iqr")
+    k_q, _ = res.best("quantile")
+    for c in present:
+        area = float(res.concept_fraction[c])
+        assert int(k_iqr[c]) == c and float(iou_iqr[c]) == pytest.approx(1.0), CONCEPTS[c]
+        assert int(k_q[c]) == c and float(res.iou[c, c]) == pytest.approx(min(1.0, 0.01 / area), rel=0.15)
+    # ablating a concept's unit repaints its pixels with what lies beneath (averages of the lower concepts'
+    # colours of the same poster), nothing else
+    z = planted.sample_z(8, generator=torch.Generator().manual_seed(0))
+    orb = CONCEPTS.index("orb")
+    with edit_units(planted, "concepts", [orb]):
+        after = planted.generate(z)
+    before = planted.generate(z)
+    idx = (0.5 * (1 + torch.erf(z[:, 0] / 2**0.5)) * 24).long().clamp(0, 23)  # the poster each latent shows
+    owner = planted.owner[idx]
+    own = owner == orb
+    assert own.any()  # some of these posters have an orb
+    assert torch.equal(after.permute(0, 2, 3, 1)[~own], before.permute(0, 2, 3, 1)[~own])
+    for b in range(8):
+        if own[b].any():
+            below = images[idx[b]][:, owner[b] < orb]  # [C, n] colours of the concepts under the orb
+            got = after[b][:, own[b]]
+            lo, hi = below.min(1).values[:, None] - 1e-5, below.max(1).values[:, None] + 1e-5
+            assert ((got >= lo) & (got <= hi)).all() and not torch.equal(got, before[b][:, own[b]])

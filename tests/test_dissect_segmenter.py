@@ -83,3 +83,35 @@ def test_grayscale_data_gets_no_hue_concepts(tmp_path):
     assert out[0, 0, 0, 0] and out[0, 1, 0, 16] and out[0, 2, 0, 31]
     rgb = build_segmenter("auto", GANDataModule(FakeSource(n=16), resolution=32, cache_dir=str(tmp_path / "c2")))
     assert "red" in rgb.concept_names and "red" not in ColourSegmenter(hues=False).concept_names
+
+
+def test_grayscale_folder_loaded_as_rgb_gets_no_hue_concepts_and_a_colour_folder_does(tmp_path):
+    from PIL import Image
+
+    from gan_interp.data.sources import FolderSource
+
+    for name, colour in (("gray", lambda i: (60 + 20 * i,) * 3), ("colour", lambda i: (200, 40 + 20 * i, 30))):
+        root = tmp_path / name
+        root.mkdir()
+        for i in range(6):
+            Image.new("RGB", (16, 16), colour(i)).save(root / f"{i}.png")
+    gray = GANDataModule(
+        FolderSource(str(tmp_path / "gray"), channels=3),
+        resolution=16,
+        channels=3,
+        cache_dir=str(tmp_path / "cache"),
+        val_fraction=0.2,
+        test_fraction=0.0,
+    )
+    colour = GANDataModule(
+        FolderSource(str(tmp_path / "colour"), channels=3),
+        resolution=16,
+        channels=3,
+        cache_dir=str(tmp_path / "cache"),
+        val_fraction=0.2,
+        test_fraction=0.0,
+    )
+    assert gray.channels == 3 and segmod.data_has_hues(gray) is False and segmod.data_has_hues(colour) is True
+    assert build_segmenter("auto", gray).concept_names == ["black", "gray", "white", "texture"]
+    assert build_segmenter("colour", gray).concept_names == ["black", "gray", "white", "texture"]
+    assert "red" in build_segmenter("auto", colour).concept_names

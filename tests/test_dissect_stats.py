@@ -110,3 +110,19 @@ def test_iqr_threshold_picks_the_threshold_maximising_information_quality_ratio(
     one = iqr_from_counts(torch.tensor(30.0), torch.tensor(30.0), torch.tensor(30.0), 100.0)
     zero = iqr_from_counts(torch.tensor(25.0), torch.tensor(50.0), torch.tensor(50.0), 100.0)
     assert float(one) == pytest.approx(1.0) and float(zero) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_iqr_search_skips_anti_associated_thresholds():
+    mask = torch.zeros(8, 1, 10, 10, dtype=torch.bool)
+    mask[:, :, :, :8] = True  # a large concept: 80 % of the pixels
+    # unit 0 is high off the concept (its complement); unit 1 is high on it
+    act = torch.stack([(~mask[:, 0]).float(), mask[:, 0].float()], 1)
+    tally = ConceptTally(torch.tensor([[0.5, -0.5], [0.5, -0.5]]), 1)
+    tally.update(act, mask)
+    raw = tally.iqr()[:, :, 0]
+    assert float(raw[0, 0]) == pytest.approx(1.0)  # the ratio alone calls the complement a perfect match
+    ok = tally.qualified()[:, :, 0]
+    assert not ok[0, 0] and ok[1, 0] and not ok[:, 1].any()  # threshold -0.5: everything on, no association
+    best = tally.best_iqr()
+    assert float(best["iqr"][0, 0]) == 0.0 and float(best["iou"][0, 0]) == 0.0
+    assert float(best["iqr"][1, 0]) == pytest.approx(1.0) and float(best["iou"][1, 0]) == pytest.approx(1.0)

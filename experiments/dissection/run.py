@@ -26,8 +26,9 @@ from torchvision.utils import save_image
 from gan_interp.capture import capture
 from gan_interp.dissect import figures
 from gan_interp.dissect.dissection import DissectionResult, dissect, get_layer, unit_examples
-from gan_interp.dissect.intervene import ablate_artifact_units, ace_curve, rank_artifact_units
+from gan_interp.dissect.intervene import ablate_artifact_units, ablation_vs_random, ace_curve, rank_artifact_units
 from gan_interp.dissect.segmenter import build_segmenter
+from gan_interp.dissect.spatial import central_box, spatial_report
 from gan_interp.models.interpretable import InterpretableRegularizer
 from gan_interp.paths import config_dir
 from gan_interp.train import build
@@ -123,12 +124,95 @@ def md_table(rows: list[dict], cols: list[str]) -> str:
     return "\n".join(lines)
 
 
+READOUTS = ("mean_best_iou", "iqr_mean_best_iou", "iqr_mean_best_ratio")
+
+
+def shuffled_control(model, seg, d, seed: int, real: dict[str, DissectionResult]) -> list[dict]:
+    """Each readout with the real masks next to ``d.shuffles`` shuffled-mask draws (mask_shift 1..shuffles)."""
+    rows = []
+    for layer in d.layers:
+        kw = dict(n_samples=d.n_samples, batch_size=d.batch_size, quantile=d.quantile, seed=seed)
+        draws = [
+            row("s", dissect(model, seg, layer, mask_shift=s, **kw), d.interpretable_iou, None)
+            for s in range(1, d.shuffles + 1)
+        ]
+        got = row("plain", real[layer], d.interpretable_iou, None)
+        for key in READOUTS:
+            worst = max(x[key] for x in draws)
+            rows.append(
+                {
+                    "layer": layer,
+                    "readout": key,
+                    "real_masks": got[key],
+                    "shuffled_draws": ", ".join(f"{x[key]:.3f}" for x in draws),
+                    "real_minus_max": got[key] - worst,
+                }
+            )
+    return rows
+
+
+def ablation_control(model, res: DissectionResult, seg, concepts: list[str], iv, batch_size: int, seed: int) -> list:
+    """Ablating each concept's top-k units vs k random other units, ``iv.random_draws`` sets, for both rankings."""
+    rows = []
+    for concept in concepts:
+        for rank_by in ("quantile", "iqr"):
+            r = ablation_vs_random(
+                model,
+                res,
+                seg,
+                concept,
+                iv.control_units,
+                iv.random_draws,
+                rank_by,
+                seed + 4,
+                n_samples=iv.n_samples,
+                batch_size=batch_size,
+                seed=seed + 1,
+            )
+            r["random_min"], r["random_max"] = min(r["ace_random"]), max(r["ace_random"])
+            rows.append(r)
+    return rows
+
+
+def insertion_study(model, res: DissectionResult, seg, ins, seed: int, figs: Path) -> tuple[list, list]:
+    """Spatial insertion/ablation of the top concepts' units in a box, their context tables and figures."""
+    k, _ = res.best("quantile")
+    ok = res.interpretable("quantile")
+    top = res.iou.max(dim=0).values
+    frac = res.concept_fraction.tolist()
+    ranked = sorted(  # concepts of 0-50 % area (not the dominant one): most matched units first, then top IoU
+        (i for i in range(len(frac)) if 0 < frac[i] <= 0.5), key=lambda i: (-int(((k == i) & ok).sum()), -top[i])
+    )
+    concepts = [res.concept_names[i] for i in ranked[: ins.concepts]]
+    box = list(ins.box) if ins.box else list(central_box(model.resolution))
+    rows, contexts = [], []
+    for concept in concepts:
+        rep = spatial_report(
+            model, res, seg, concept, box, ins.units, ins.scale, ins.tiles, ins.n_samples, seed + 6, basis=ins.basis
+        )
+        save_image(rep.pop("figure"), figs / f"insertion_{concept}.png")
+        for mode in ("insert", "ablate"):
+            r = rep[mode]
+            rows.append(
+                {
+                    "concept": concept,
+                    "mode": mode,
+                    "units": rep["units"],
+                    "box": rep["box"],
+                    **{c: r[c] for c in ("inside_before", "inside_after", "inside_ace", "outside_ace")},
+                }
+            )
+            contexts += [{"concept": concept, "mode": mode, **c} for c in r["contexts"]]
+    return rows, contexts
+
+
 def main(argv: list[str]) -> None:
     cfg = OmegaConf.merge(OmegaConf.load(HERE / "config.yaml"), OmegaConf.from_dotlist(argv))
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     out = Path(cfg.out_dir) if cfg.out_dir else HERE / "outputs"
-    figs = HERE / "figures"
+    results_dir = Path(cfg.results_dir) if cfg.results_dir else HERE
+    figs = results_dir / "figures"
     figs.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -218,7 +302,13 @@ def main(argv: list[str]) -> None:
                 plain, iv.layer, units, real, n_samples=iv.artifact_samples, batch_size=d.batch_size, seed=cfg.seed + 3
             )
             art_rows.append({"units": kind, "n": n, **{k: v for k, v in r.items() if k != "n_units"}})
+    control_rows = ablation_control(plain, res, seg, concepts, iv, d.batch_size, cfg.seed)
     timings["interventions_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    shuffle_rows = shuffled_control(plain, seg, d, cfg.seed, results["plain"])
+    ins = cfg.insertion
+    insert_rows, context_rows = insertion_study(plain, results["plain"][ins.layer], seg, ins, cfg.seed, figs)
+    timings["controls_insertion_s"] = time.perf_counter() - t
 
     # figures
     for name in ("plain", "interpretable", "random_init"):
@@ -244,11 +334,15 @@ def main(argv: list[str]) -> None:
         "groups": groups,
         "ace": ace_rows,
         "artifacts": art_rows,
+        "readout_vs_shuffled": shuffle_rows,
+        "ablation_vs_random": control_rows,
+        "insertion": insert_rows,
+        "insertion_contexts": context_rows,
         "summary": summary,
         "timings": timings,
         "torch_threads": torch.get_num_threads(),
     }
-    (HERE / "results.json").write_text(json.dumps(payload, indent=1, default=str))
+    (results_dir / "results.json").write_text(json.dumps(payload, indent=1, default=str))
 
     cols = [
         "model",
@@ -278,13 +372,43 @@ def main(argv: list[str]) -> None:
         md_table(ace_rows, ace_cols),
         f"\nAblating top-4 units: mean ACE over concepts {summary['ablate_top4_mean_ace']:.4f}; "
         f"fraction lowered for {summary['ablate_top4_concepts_lowered']} concepts.\n",
+        f"\nEach readout with the real masks vs {d.shuffles} shuffled-mask draws (plain model):\n",
+        md_table(shuffle_rows, ["layer", "readout", "real_masks", "shuffled_draws", "real_minus_max"]),
+        f"\nAblating each concept's top-{iv.control_units} units vs {iv.control_units} random other units "
+        f"({iv.random_draws} draws), layer {iv.layer}:\n",
+        md_table(
+            control_rows,
+            [
+                "concept",
+                "rank_by",
+                "units",
+                "fraction_before",
+                "ace_top",
+                "ace_random_mean",
+                "random_min",
+                "random_max",
+                "beats_every_random",
+            ],
+        ),
+        f"\nSpatial insertion / ablation in a box, layer {ins.layer} ({ins.n_samples} latents): the concept's "
+        "fraction inside vs outside the edited region:\n",
+        md_table(
+            insert_rows,
+            ["concept", "mode", "units", "box", "inside_before", "inside_after", "inside_ace", "outside_ace"],
+        ),
+        f"\nContext table ({ins.tiles}x{ins.tiles} tiles, each edited alone; context = the concept covering most "
+        "of the tile before the edit):\n",
+        md_table(
+            context_rows,
+            ["concept", "mode", "context", "n", "inside_before", "inside_after", "inside_ace", "outside_ace"],
+        ),
         "\nArtifact units (ranked by correlation with a low D score) vs random units, ablated:\n",
         md_table(art_rows, art_cols),
         "\nSegmenter on held-out real posters: " + json.dumps(seg.metrics.get("val"), default=lambda v: round(v, 3)),
         "\nTimings (s): " + json.dumps({k: round(v, 1) for k, v in timings.items()}),
     ]
-    (HERE / "results.md").write_text("\n".join(md) + "\n")
-    log_study_tables(out, HERE / "results.md", "dissection")  # a W&B run of job_type study in outputs/wandb/
+    (results_dir / "results.md").write_text("\n".join(md) + "\n")
+    log_study_tables(out, results_dir / "results.md", "dissection")  # a W&B run of job_type study in outputs/wandb/
     print("\n".join(md))
 
 

@@ -33,6 +33,7 @@ from gan_interp.io import write_json, write_text
 from gan_interp.scorecard import ScoreRow, rows_to_markdown
 from gan_interp.scorecard.actmax import check_actmax
 from gan_interp.scorecard.directions import check_directions
+from gan_interp.scorecard.dissection import check_dissection
 from gan_interp.scorecard.memorisation import check_memorisation
 from gan_interp.scorecard.models import load_trained, random_init_like
 from gan_interp.scorecard.saliency import check_saliency
@@ -43,6 +44,7 @@ ROOT = HERE.parents[1]
 CHECKS = [
     check_saliency,
     check_directions,
+    check_dissection,
     check_two_sample,
     check_memorisation,
     check_actmax,

@@ -4,8 +4,13 @@
 * :mod:`~gan_interp.dissect.iou` - streaming unit/concept IoU and the IQR threshold;
 * :mod:`~gan_interp.dissect.segmenter` - concept segmenters (trained on poster masks, colours, user);
 * :mod:`~gan_interp.dissect.dissection` - the two-pass dissection of a generator layer;
-* :mod:`~gan_interp.dissect.intervene` - ablate/insert units, average causal effect, artifact units;
-* :mod:`~gan_interp.dissect.figures` - the dissection figures (summary chart, unit strips, ACE chart).
+* :mod:`~gan_interp.dissect.intervene` - ablate/insert units, average causal effect (vs random units),
+  artifact units;
+* :mod:`~gan_interp.dissect.spatial` - insert/ablate units inside a region, inside vs outside, the context table;
+* :mod:`~gan_interp.dissect.paint` - the ``paint`` command (``python -m gan_interp.dissect.paint``);
+* :mod:`~gan_interp.dissect.planted` - planted generators whose units are concept masks (known answers);
+* :mod:`~gan_interp.dissect.figures` - the dissection figures (summary chart, unit strips, ACE chart,
+  insertion before / after / difference).
 
 The Interpretable-GAN training regulariser (Li et al. 2022) is a model option:
 :mod:`gan_interp.models.interpretable`.

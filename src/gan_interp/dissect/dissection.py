@@ -24,6 +24,7 @@ from gan_interp.dissect.quantile import QuantileSketch
 from gan_interp.errors import ConfigError
 from gan_interp.progress import Progress
 
+MIN_IQR = 0.01  # an 'iqr' match also needs an information quality ratio above this (netdissect's default)
 DEFAULT_IQR_LEVELS = tuple(float(x) for x in torch.logspace(-3.3, -0.05, 24).flip(0))  # top fractions 0.89 .. 0.0005
 
 
@@ -89,16 +90,22 @@ class DissectionResult:
     def best(self, method: str = "quantile") -> tuple[Tensor, Tensor]:
         """(concept index ``[U]``, IoU ``[U]``) of each unit's best concept; method 'quantile' or 'iqr'.
 
-        'iqr' thresholds each (unit, concept) pair where its information quality ratio peaks and
-        picks the concept of highest IoU there (the IQR alone cannot tell a concept from its
-        complement: both have ratio 1 for a perfect mask).
+        'quantile': the concept of highest IoU at the unit's top-quantile threshold. 'iqr' (Bau et al.
+        2019 and their code): the concept of highest information quality ratio, each (unit, concept)
+        pair thresholded where its ratio peaks among the qualified thresholds (positive association,
+        see :mod:`~gan_interp.dissect.iou`), and the IoU there - 0 unless that ratio exceeds
+        :data:`MIN_IQR` (the authors' bar for a match). Both choices matter: picking the concept by IoU,
+        or counting the IoU of a unit whose ratio is at chance level, rewards the largest concept, whose
+        IoU at a permissive threshold is high by area alone (the shuffled-mask control scored as high).
         """
         if method == "quantile":
             iou, k = self.iou.max(dim=1)
             return k, iou
         if method == "iqr":
-            iou, k = self.iqr_iou.max(dim=1)
-            return k, iou
+            k = self.iqr.argmax(dim=1)
+            ratio = self.iqr.gather(1, k[:, None])[:, 0]
+            iou = self.iqr_iou.gather(1, k[:, None])[:, 0]
+            return k, torch.where(ratio > MIN_IQR, iou, torch.zeros_like(iou))
         raise ConfigError(f"method={method!r} must be 'quantile' or 'iqr'")
 
     def concept_index(self, concept: str | int) -> int:
@@ -109,27 +116,32 @@ class DissectionResult:
         return self.concept_names.index(concept)
 
     def units_for(self, concept: str | int, n: int, method: str = "quantile") -> Tensor:
-        """The ``n`` units with the highest IoU for ``concept`` (``method`` threshold), best first."""
+        """The ``n`` units that match ``concept`` best, best first: highest IoU at the top-quantile
+        threshold ('quantile') or highest information quality ratio ('iqr', as :meth:`best` labels)."""
         k = self.concept_index(concept)
-        scores = {"quantile": self.iou, "iqr": self.iqr_iou}.get(method)
+        scores = {"quantile": self.iou, "iqr": self.iqr}.get(method)
         if scores is None:
             raise ConfigError(f"method={method!r} must be 'quantile' or 'iqr'")
         return scores[:, k].argsort(descending=True, stable=True)[:n]
 
+    def interpretable(self, method: str = "quantile", interpretable_iou: float = 0.04) -> Tensor:
+        """Bool ``[U]``: the unit matches its best concept (:meth:`best` IoU above ``interpretable_iou``; for
+        'iqr' that IoU is 0 unless the ratio exceeds :data:`MIN_IQR`, as in the authors' code)."""
+        return self.best(method)[1] > interpretable_iou
+
     def summary(self, interpretable_iou: float = 0.04) -> dict[str, Any]:
-        """Headline numbers: mean/top-10 best IoU, units above ``interpretable_iou`` per concept."""
+        """Headline numbers: mean/top-10 best IoU, interpretable units (:meth:`interpretable`) per concept."""
         out: dict[str, Any] = {"interpretable_iou": interpretable_iou}
         for method in ("quantile", "iqr"):
             k, iou = self.best(method)
+            ok = self.interpretable(method, interpretable_iou)
             top = iou.sort(descending=True).values
-            counts = {
-                name: int(((k == i) & (iou > interpretable_iou)).sum()) for i, name in enumerate(self.concept_names)
-            }
+            counts = {name: int(((k == i) & ok).sum()) for i, name in enumerate(self.concept_names)}
             out[method] = {
                 "mean_best_iou": float(iou.mean()),
                 "top10_mean_iou": float(top[: min(10, len(top))].mean()),
                 "max_iou": float(top[0]),
-                "n_interpretable": int((iou > interpretable_iou).sum()),
+                "n_interpretable": int(ok.sum()),
                 "units_per_concept": counts,
             }
         # the ratio I/H itself is 0 for independent masks: a chance-free score, unlike IoU at a low threshold

@@ -44,7 +44,8 @@ def summary_chart(result: DissectionResult, interpretable_iou: float = 0.04, met
     names, colours = result.concept_names, _colours(len(result.concept_names))
     fig = _figure(10, 3.4)
     ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    counts = [int(((k == i) & (iou > interpretable_iou)).sum()) for i in range(len(names))]
+    ok = result.interpretable(method, interpretable_iou)
+    counts = [int(((k == i) & ok).sum()) for i in range(len(names))]
     ax1.bar(range(len(names)), counts, color=colours)
     ax1.set_xticks(range(len(names)), labels=names, rotation=45, ha="right", fontsize=8)
     ax1.set_ylabel(f"units with IoU > {interpretable_iou:g}", fontsize=8)
@@ -103,4 +104,35 @@ def ace_chart(rows: Sequence[dict[str, Any]]) -> Tensor:
     ax.set_ylabel("change of concept pixel fraction (ACE)", fontsize=8)
     ax.legend(fontsize=6)
     fig.tight_layout()
+    return _to_tensor(fig)
+
+
+def insertion_figure(before: Tensor, after: Tensor, box: Sequence[int], title: str = "") -> Tensor:
+    """Columns of images (``[n, C, H, W]`` in [-1, 1]): before, after the edit, and ``|after - before|``,
+    the edited region ``box`` (x0, y0, x1, y1 in pixels, exclusive ends) outlined in every panel."""
+    from matplotlib.patches import Rectangle
+
+    def rgb(x: Tensor) -> Tensor:
+        x = x.detach().float().cpu().add(1).mul(0.5).clamp(0, 1)
+        return x.repeat(1, 3, 1, 1) if x.shape[1] == 1 else x[:, :3]
+
+    b, a = rgb(before), rgb(after)
+    diff = (a - b).abs().amax(1, keepdim=True).expand_as(a)
+    diff = diff / diff.max().clamp_min(1e-8)
+    rows = (("before", b), ("after", a), ("difference", diff))
+    n = b.shape[0]
+    x0, y0, x1, y1 = (float(v) for v in box)
+    fig = _figure(0.6 + 1.1 * n, 0.5 + 1.1 * len(rows))
+    for r, (label, imgs) in enumerate(rows):
+        for c in range(n):
+            ax = fig.add_subplot(len(rows), n, r * n + c + 1)
+            ax.imshow(imgs[c].permute(1, 2, 0).numpy(), interpolation="nearest")
+            ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec="yellow", lw=1.2))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(label, fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=8)
+    fig.tight_layout(pad=0.3)
     return _to_tensor(fig)

@@ -9,6 +9,14 @@ a segmenter. ``t`` is either the unit's top-``q`` quantile (default 1 %) or the 
 maximises the information quality ratio ``I(X_t; Y) / H(X_t, Y)`` of the two binary masks
 ``X_t = r_u^up > t`` and ``Y = s_c``.
 
+The ratio is symmetric under complementing either mask: a unit that is *off* on a concept scores as
+high as one that is on there. The search therefore counts only **qualified** thresholds, where the unit
+and the concept are positively associated (``|X & Y| > |X| |Y| / n``), as the authors' code does
+(netdissect ``collect_iqr`` maximises "only over pairs where the unit is positively correlated with the
+label"). A (unit, concept) pair with no qualified threshold gets ratio 0 and IoU 0. (A unit whose best
+ratio is at chance level still has a high IoU at a permissive threshold with a large concept: the
+readout gates on the ratio, see :meth:`~gan_interp.dissect.dissection.DissectionResult.best`.)
+
 :class:`ConceptTally` keeps, for ``T`` thresholds per unit, exact integer counts of pixels above
 each threshold, inside each concept, and in both; every IoU and IQR is a function of these four
 numbers, so the streamed result equals the all-at-once result exactly (integer sums).
@@ -155,9 +163,19 @@ class ConceptTally:
         """Mean upsampled activation of each unit over each concept's pixels ``[U, K]``."""
         return (self.act_in_concept / self.area.double().clamp_min(1)).float()
 
+    def qualified(self) -> Tensor:
+        """Bool ``[U, T, K]``: thresholds the IQR search may pick: unit and concept positively associated."""
+        inter, above, area, n = self.counts()
+        return inter.double() * float(max(n, 1)) > above.double()[..., None] * area.double()
+
     def best_iqr(self) -> dict[str, Tensor]:
-        """Per (unit, concept): the threshold maximising IQR, its IQR and the IoU there (``[U, K]``)."""
-        iqr, iou = self.iqr(), self.iou()
+        """Per (unit, concept): the qualified threshold maximising IQR, its IQR and the IoU there (``[U, K]``).
+
+        Pairs with no qualified threshold get IQR 0 and IoU 0 (their threshold is the first one's).
+        """
+        ok = self.qualified()
+        iqr = torch.where(ok, self.iqr(), torch.zeros((), dtype=torch.float64))
+        iou = torch.where(ok, self.iou(), torch.zeros((), dtype=torch.float64))
         best = iqr.argmax(dim=1)  # [U, K]
         thr = self._unsort(self.sorted_thr)  # [U, T] original order
         return {

@@ -5,7 +5,8 @@
   seeded, and caches it under ``<cache_dir>/segmenters/<key>.pt`` (the key hashes the data
   fingerprint and every training setting, so a changed setting trains a new one).
 * :class:`ColourSegmenter` - colour concepts (black/white/gray and eight hue ranges) plus an
-  optional "texture" concept (high local contrast), for data without masks.
+  optional "texture" concept (high local contrast), for data without masks; the hue concepts only
+  where the data can show them (:func:`data_has_hues`: not on grayscale data, even loaded as RGB).
 * any user object with ``concept_names`` and ``__call__(images) -> bool [B, K, H, W]``, built from
   a ``_target_`` config by :func:`build_segmenter`.
 
@@ -296,6 +297,31 @@ class ColourSegmenter:
         return torch.stack([out[n] for n in self.concept_names], 1)
 
 
+HUE_CHECK_IMAGES = 256  # real training images checked for colour before hue concepts are offered
+MIN_HUE_FRACTION = 0.005  # hue concepts need at least this fraction of chromatic real pixels
+
+
+@torch.no_grad()
+def data_has_hues(datamodule: Any) -> bool:
+    """Whether hue concepts can occur in the data: not for 1-channel data, nor for RGB data whose real
+    images (a probe sample of the training split) have under :data:`MIN_HUE_FRACTION` chromatic pixels
+    (a grayscale folder loaded as RGB). Without a datamodule: True (nothing to check against)."""
+    if datamodule is None:
+        return True
+    if getattr(datamodule, "channels", 3) == 1:
+        return False
+    if not hasattr(datamodule, "images"):
+        return True
+    images = datamodule.images("train", HUE_CHECK_IMAGES)
+    if images.numel() == 0:
+        return True
+    seg = ColourSegmenter(texture=False)
+    hue_names = [n for n in seg.concept_names if n not in ("black", "gray", "white")]
+    masks = seg(images)
+    chromatic = masks[:, [seg.concept_names.index(n) for n in hue_names]].any(1)
+    return float(chromatic.float().mean()) >= MIN_HUE_FRACTION
+
+
 # -- factory ---------------------------------------------------------------------------------------
 def build_segmenter(
     spec: str | Mapping[str, Any] | None,  # "auto" | "trained" | "colour" | {_target_: ...}
@@ -314,13 +340,12 @@ def build_segmenter(
             raise ConfigError(f"segmenter {spec['_target_']} must be callable and have concept_names")
         return seg
     kind = "auto" if spec is None else str(spec).lower()
-    hues = getattr(datamodule, "channels", 3) != 1  # grayscale data: no hue concepts
     if kind in ("colour", "color", "colours", "colors"):
-        return ColourSegmenter(hues=hues)
+        return ColourSegmenter(hues=data_has_hues(datamodule))  # grayscale data: no hue concepts
     if kind in ("auto", "trained"):
         has_masks = datamodule is not None and datamodule.masks("train") is not None
         if kind == "auto" and not has_masks:
-            return ColourSegmenter(hues=hues)
+            return ColourSegmenter(hues=data_has_hues(datamodule))
         if datamodule is None:
             raise ConfigError("segmenter=trained needs a datamodule with concept masks")
         return trained_segmenter(datamodule, cache_dir or datamodule.cache_dir, **train_kwargs)

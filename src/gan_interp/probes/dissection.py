@@ -10,7 +10,11 @@ Writes into ``<out_dir>/dissection/``:
 * ``summary.png`` - units per concept and the sorted best-IoU chart;
 * ``unit_strips.png`` - the top-activating samples of the best units, unit region lit;
 * ``ace.json`` / ``ace.png`` - average causal effect of ablating/inserting each top concept's units;
-* ``artifacts.json`` - (``artifact_units > 0``) quality before/after ablating artifact units.
+* ``artifacts.json`` - (``artifact_units > 0``) quality before/after ablating artifact units;
+* ``insertion.json`` / ``insertion_<concept>.png`` - (``insert_concepts > 0``) spatial insertion and
+  ablation of each top concept's units inside ``insert_box`` (concept fraction inside vs outside the
+  region) and the context table (:mod:`gan_interp.dissect.spatial`); the figure shows before / after /
+  difference with the region outlined.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 
 import torch
 
+from gan_interp.errors import ConfigError
 from gan_interp.probes.context import ProbeContext
 from gan_interp.probes.registry import register_probe
 
@@ -41,6 +46,13 @@ def dissection_probe(
     ace_samples: int = 64,
     artifact_units: int = 0,  # ablate this many artifact units (0 = off)
     artifact_samples: int = 128,
+    insert_concepts: int = 0,  # spatial insertion/ablation + context table for this many concepts (0 = off)
+    insert_units: int = 4,  # top units of the concept edited
+    insert_box: list[int] | None = None,  # [x0, y0, x1, y1] image pixels; null = the central quarter
+    insert_scale: float = 2.0,  # inserted value = scale x insert_basis
+    insert_basis: str = "threshold",  # 'threshold' (the unit's top-quantile level) or 'concept_mean'
+    insert_tiles: int = 4,  # context table: the feature map cut into tiles x tiles regions
+    insert_samples: int = 32,
 ) -> dict:
     """Dissect ``layer`` against the segmenter's concepts; figures + JSON; returns the summary."""
     from gan_interp.dissect import figures
@@ -49,6 +61,17 @@ def dissection_probe(
     from gan_interp.dissect.segmenter import build_segmenter
 
     model, datamodule, out, seed = ctx.model, ctx.datamodule, ctx.out, ctx.seed
+    if insert_concepts > 0:  # bad insertion options fail before the (slow) dissection
+        from gan_interp.dissect.spatial import central_box, check_box
+
+        insert_box = list(
+            check_box(insert_box if insert_box is not None else central_box(model.resolution), model.resolution)
+        )
+        if insert_scale <= 0 or insert_basis not in ("threshold", "concept_mean"):
+            raise ConfigError(
+                f"probes.dissection.insert_scale={insert_scale} must be > 0 and insert_basis={insert_basis!r} "
+                "one of threshold, concept_mean"
+            )
     cache_dir = getattr(datamodule, "cache_dir", None) if datamodule is not None else None
     seg = build_segmenter(segmenter, datamodule, cache_dir, steps=segmenter_steps, width=segmenter_width, seed=seed)
     if hasattr(seg, "to"):
@@ -70,13 +93,16 @@ def dissection_probe(
         out.image("unit_strips", figures.unit_strips(imgs, masks, labels), caption="top-activating samples")
 
     summary: dict[str, Any] = {"layer": result.layer, "n_units": result.n_units, **payload["summary"]}
+    # concepts present in the samples, most matched units first (ties: highest unit IoU)
+    matched = payload["summary"]["quantile"]["units_per_concept"]
+    top_iou = result.iou.max(dim=0).values
+    present = [i for i, f in enumerate(result.concept_fraction.tolist()) if f > 0]
+    ranked = [
+        result.concept_names[i]
+        for i in sorted(present, key=lambda i: (-matched[result.concept_names[i]], -float(top_iou[i])))
+    ]
     if ace_concepts > 0:
-        # concepts present in the samples, most matched units first (ties: highest unit IoU)
-        matched = payload["summary"]["quantile"]["units_per_concept"]
-        top_iou = result.iou.max(dim=0).values
-        present = [i for i, f in enumerate(result.concept_fraction.tolist()) if f > 0]
-        ranked = sorted(present, key=lambda i: (-matched[result.concept_names[i]], -float(top_iou[i])))
-        concepts = [result.concept_names[i] for i in ranked[:ace_concepts]]
+        concepts = ranked[:ace_concepts]
         rows: list[dict] = []
         for concept in concepts:
             for mode in ("ablate", "insert"):
@@ -105,6 +131,33 @@ def dissection_probe(
         art.update(units=units.tolist(), correlation=corr[units].tolist())
         out.json("artifacts", art)
         summary["artifacts"] = {k2: v for k2, v in art.items() if k2 not in ("units", "correlation")}
+    if insert_concepts > 0:
+        from gan_interp.dissect.spatial import spatial_report
+
+        reports = [
+            spatial_report(
+                model,
+                result,
+                seg,
+                concept,
+                insert_box,
+                insert_units,
+                insert_scale,
+                insert_tiles,
+                insert_samples,
+                seed + 4,
+                basis=insert_basis,
+            )
+            for concept in ranked[:insert_concepts]
+        ]
+        for rep in reports:
+            figure = rep.pop("figure")
+            out.image(f"insertion_{rep['concept']}", figure, caption=f"insert {rep['concept']} in {rep['box']}")
+        out.json("insertion", reports)
+        summary["insertion"] = {
+            r["concept"]: {m: {k: r[m][k] for k in ("inside_ace", "outside_ace")} for m in ("insert", "ablate")}
+            for r in reports
+        }
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return summary
