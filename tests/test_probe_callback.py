@@ -16,7 +16,7 @@ from gan_interp.errors import ConfigError
 from gan_interp.models import DCGAN
 from gan_interp.probes.registry import PROBES, register_probe
 from gan_interp.train import scheduled_callbacks, train
-from gan_interp.wandb_offline import find_offline_runs, read_offline_run
+from gan_interp.wandb_inspect import find_runs, inspect_run
 
 TINY = ["data=fake", "model.ngf=8", "model.ndf=8", "model.latent_dim=8", "callbacks=none"]
 
@@ -135,7 +135,7 @@ def test_default_probes_during_training_reach_wandb_and_disk(make_cfg, monkeypat
         assert not (epoch_dir / "members").exists()  # a skipped probe gets no folder
     assert (probes_dir / "epoch_000" / "saliency" / "real.png").is_file()
 
-    run = read_offline_run(find_offline_runs(Path(cfg.paths.output_dir) / "wandb")[0])
+    run = inspect_run(find_runs(Path(cfg.paths.output_dir) / "wandb")[0])
     assert len(run.series("probes/time_s")) == 2 and all(t > 0 for t in run.series("probes/time_s"))
     probe_rows = [row for row in run.history if "probes/time_s" in row]  # one row per probe run, at its epoch
     assert [row["epoch"] for row in probe_rows] == [0, 1]

@@ -22,7 +22,7 @@ from gan_interp.errors import GanInterpError
 from gan_interp.models import DCGAN
 from gan_interp.report import build_report
 from gan_interp.train import build, failure_record, record_failure
-from gan_interp.wandb_offline import find_offline_runs, read_offline_run
+from gan_interp.wandb_inspect import find_runs, inspect_run
 
 TINY = ["data=fake", "model.ngf=8", "model.ndf=8", "model.latent_dim=16", "logger=none"]
 NO_PROBES = ["probes=none", "metrics=none"]  # checkpoint/signal tests: training only
@@ -301,8 +301,8 @@ def test_cli_signal_saves_a_checkpoint_records_the_resume_command_and_exits_128_
     assert "Traceback" not in proc.stderr and not (run / "metrics.json").exists()
     assert "<p>Status: <span class=interrupted>interrupted</span></p>" in build_report(run)  # the review page
     if logger == "wandb":
-        (wandb_run,) = find_offline_runs(run / "wandb")
-        assert read_offline_run(wandb_run).exit_code == code  # the W&B run is marked as failed
+        (wandb_run,) = find_runs(run / "wandb")
+        assert inspect_run(wandb_run).exit_code == code  # the W&B run is marked as failed
         return
     resumed = subprocess.run(
         [sys.executable, *shlex.split(resume)[1:]],

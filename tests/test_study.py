@@ -268,6 +268,8 @@ def test_reference_models_script_trains_checks_the_bar_and_reuses_finished_runs(
     assert (tmp_path / "results" / "figures" / "dcgan_samples.png").is_file()
     again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900, env=env)
     assert again.returncode == 0 and "dcgan: reusing the finished run" in again.stdout
+
+
 RESULTS_MD = """# A study
 
 Final metrics (mean ± sd over seeds):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from gan_interp.wandb_offline import find_offline_runs, read_offline_run
+from gan_interp.wandb_inspect import find_runs, inspect_run
 
 TINY = [
     "data=fake",
@@ -51,7 +51,7 @@ def test_joblib_multirun_gives_each_job_its_own_wandb_run_in_one_group(tmp_path)
         tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    runs = [read_offline_run(p) for p in find_offline_runs(sweep)]
+    runs = [inspect_run(p) for p in find_runs(sweep)]
     assert len(runs) == 2
     assert sorted(r.name for r in runs) == ["dcgan-fake-s0", "dcgan-fake-s1"]  # the name shows the seed already
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime((sweep / "multirun.yaml").stat().st_mtime))

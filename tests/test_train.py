@@ -9,7 +9,7 @@ import torch
 
 from gan_interp.models import DCGAN
 from gan_interp.train import build, train
-from gan_interp.wandb_offline import find_offline_runs, read_offline_run
+from gan_interp.wandb_inspect import find_runs, inspect_run
 
 TINY = ["data=fake", "model.ngf=8", "model.ndf=8", "model.latent_dim=16"]
 
@@ -48,7 +48,7 @@ def test_two_epochs_write_checkpoints_samples_and_an_offline_wandb_run(make_cfg,
         f"  samples:     {run / 'samples' / 'epoch_001.png'}",
         f"  review page: python -m gan_interp.report {run}",
     ]
-    offline = find_offline_runs(run / "wandb")[0]
+    offline = find_runs(run / "wandb")[0]
     assert end[4] == f"  W&B:         wandb sync {offline}   (offline run; needs network and a W&B login)"
     steps_per_epoch = 48 // 16  # 64 fake images, 12.5% val + 12.5% test held out, batch 16, drop_last
     assert metrics["g_steps"] == 2 * steps_per_epoch
@@ -61,9 +61,9 @@ def test_two_epochs_write_checkpoints_samples_and_an_offline_wandb_run(make_cfg,
     assert sorted(p.name for p in (run / "samples").glob("*.png")) == ["epoch_000.png", "epoch_001.png"]
     assert (run / "data_split.json").is_file() and (run / "metrics.json").is_file()
 
-    runs = find_offline_runs(run / "wandb")
+    runs = find_runs(run / "wandb")
     assert len(runs) == 1
-    logged = read_offline_run(runs[0])
+    logged = inspect_run(runs[0])
     assert logged.name == "unit-run" and logged.group == "unit-run" and logged.tags == ["unit", "test", "seed=0"]
     d_losses = logged.series("train/d_loss_epoch")
     assert len(d_losses) == 2 and all(v == v and v > 0 for v in d_losses)  # finite, positive

@@ -14,7 +14,7 @@ from gan_interp.models import DCGAN
 from gan_interp.probes.readings import probe_readings
 from gan_interp.probes.stages import StageNames, layer_stages, stage_names
 from gan_interp.train import train
-from gan_interp.wandb_offline import find_offline_runs, read_offline_run
+from gan_interp.wandb_inspect import find_runs, inspect_run
 
 CHEAP_PROBES = [
     "probes=default",
@@ -128,7 +128,7 @@ def test_log_row_is_one_wandb_row_at_its_epoch_and_csv_gets_the_axes(tmp_path):
         row.log([wandb_logger, csv_logger])
     csv_logger.save()
     finish_wandb()
-    run = read_offline_run(find_offline_runs(tmp_path / "wandb")[0])
+    run = inspect_run(find_runs(tmp_path / "wandb")[0])
     rows = [r for r in run.history if "probes/unit/value" in r]
     assert len(rows) == 2  # scalars, image and table of one row in one log call
     assert [(r["epoch"], r["g_steps"]) for r in rows] == [(1, 10), (0, 0)]
@@ -149,7 +149,7 @@ def _train_tiny(make_cfg, arch: str, epochs: int) -> tuple[object, Path]:
     cfg = make_cfg(["data=fake", *ARCHS[arch], f"trainer.max_epochs={epochs}", "logger=wandb", *CHEAP_PROBES])
     train(cfg)
     out = Path(cfg.paths.output_dir)
-    return read_offline_run(find_offline_runs(out / "wandb")[0]), out
+    return inspect_run(find_runs(out / "wandb")[0]), out
 
 
 @pytest.mark.parametrize("arch", list(ARCHS))
@@ -197,7 +197,7 @@ def test_offline_run_stages_checkpoint_and_tables_inside_the_run_dir_and_nothing
     )
     train(cfg)
     run_dir = Path(cfg.paths.output_dir)
-    offline = find_offline_runs(run_dir / "wandb")[0]
+    offline = find_runs(run_dir / "wandb")[0]
     artifacts = _artifact_records(offline)
     model = [a for a in artifacts if a["type"] == "model"]
     assert [a["name"] for a in model] == [f"model-{offline.name.rsplit('-', 1)[1]}"]  # the final checkpoint, once
@@ -207,7 +207,7 @@ def test_offline_run_stages_checkpoint_and_tables_inside_the_run_dir_and_nothing
     staged = [Path(c["local_path"]) for a in artifacts for c in a["manifest"]["contents"]]
     assert staged and all(p.is_file() and p.is_relative_to(run_dir / "wandb") for p in staged), staged
     assert list(home.rglob("*")) == []  # nothing of W&B's lands in the user's home
-    logged = read_offline_run(offline)
+    logged = inspect_run(offline)
     assert (offline / "files" / "output.log").is_file()  # console captured
     resolved = set(json.loads((run_dir / "config_resolved.json").read_text()))
     assert set(logged.config) - {"_wandb"} == resolved  # the config once: no model hparams at the top level
@@ -222,7 +222,7 @@ def test_log_model_all_logs_every_checkpoint_file_aliased_by_its_name(make_cfg):
     cfg = make_cfg(["data=fake", *ARCHS["dcgan"], *overrides, "probes=none", "metrics=none"])
     train(cfg)
     run_dir = Path(cfg.paths.output_dir)
-    models = [a for a in _artifact_records(find_offline_runs(run_dir / "wandb")[0]) if a["type"] == "model"]
+    models = [a for a in _artifact_records(find_runs(run_dir / "wandb")[0]) if a["type"] == "model"]
     assert [sorted(a["aliases"]) for a in models] == [["epoch_000", "latest"], ["epoch_001", "latest"]]
     last = run_dir / "checkpoints" / "last.ckpt"  # a link to epoch_001.ckpt: the version aliased epoch_001
     assert logged_alias(last, run_dir, "all") == "epoch_001" and logged_alias(last, run_dir, False) is None

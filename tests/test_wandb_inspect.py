@@ -12,7 +12,7 @@ import pytest
 from conftest import compose_config
 
 from gan_interp.train import train
-from gan_interp.wandb_offline import OfflineRun, find_offline_runs, inspect_records, nest_dotted, read_offline_run
+from gan_interp.wandb_inspect import LocalRun, find_runs, inspect_records, inspect_run, nest_dotted
 
 TINY = ["data=fake", "model.ngf=8", "model.ndf=8", "model.latent_dim=8", "trainer.max_epochs=2"]
 PROBES = [
@@ -26,14 +26,14 @@ METRICS = ["metrics=default", "metrics.n=24", "metrics.metrics.c2st.epochs=1", "
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> tuple[Path, Path, OfflineRun]:
+def tiny_run(tmp_path_factory) -> tuple[Path, Path, LocalRun]:
     """(run dir, offline W&B run dir, what wandb's reader found in it) of a 2-epoch DCGAN run, default loggers."""
     cfg = compose_config(tmp_path_factory.mktemp("wandb_run"), [*TINY, *PROBES, *METRICS])
     assert list(cfg.logger) == ["wandb", "csv"]
     train(cfg)
     run_dir = Path(cfg.paths.output_dir)
-    (offline,) = find_offline_runs(run_dir / "wandb")
-    return run_dir, offline, read_offline_run(offline)
+    (offline,) = find_runs(run_dir / "wandb")
+    return run_dir, offline, inspect_run(offline)
 
 
 def test_the_reader_is_wandbs_own_record_inspector(tiny_run) -> None:
