@@ -1,8 +1,8 @@
 """k-GAN members: one grouped computation for k=3 vs a Python loop over 3 members vs 3 x one member.
 
 One step = one WGAN-GP critic update (real and fake scores, gradient penalty with double backward)
-plus one generator update, with the k-GAN's own loss code (:func:`member_critic_losses`,
-:func:`member_generator_losses`) and one Adam per net kind: the grouped nets (``groups=3``, what
+plus one generator update, with the k-GAN's own loss code (``losses.wgan_gp_critic_losses``,
+``losses.wgan_generator_losses``) and one Adam per net kind: the grouped nets (``groups=3``, what
 training runs), the same work as a loop over three ``groups=1`` member nets, and one member alone
 (times 3 = the members' own work). The variants run interleaved in this one process (grouped, loop,
 one, ...) so machine noise hits all of them; medians of the step times are compared. Targets
@@ -23,8 +23,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from gan_interp.models.kgan import member_critic_losses, member_generator_losses
 from gan_interp.models.kgan_nets import StagedNet, init_member_weights, make_critic, make_generator
+from gan_interp.models.losses import wgan_generator_losses, wgan_gp_critic_losses
 
 K, LATENT, GP_LAMBDA = 3, 100, 10.0
 
@@ -49,9 +49,9 @@ def member_step(g: StagedNet, d: StagedNet, opts: list, real: Tensor, groups: in
     n = real.shape[0]
     with torch.no_grad():
         fake = g(torch.randn(n, groups * LATENT))
-    _update(opts[1], member_critic_losses(d, real, fake, GP_LAMBDA, groups)[0])
+    _update(opts[1], wgan_gp_critic_losses(d, real, fake, GP_LAMBDA, groups)[0])
     d.requires_grad_(False)  # the generator update computes no critic gradients (as Lightning's toggle)
-    _update(opts[0], member_generator_losses(d, g(torch.randn(n, groups * LATENT)))[0])
+    _update(opts[0], wgan_generator_losses(d(g(torch.randn(n, groups * LATENT))))[0])
     d.requires_grad_(True)
 
 

@@ -339,6 +339,16 @@ def test_bad_values_are_config_errors():
         tiny_kgan(resolution=128)
     with pytest.raises(ConfigError, match="feature_space"):
         tiny_kgan(feature_space="clip")
+    with pytest.raises(ConfigError, match="model.sites_from='both'"):
+        tiny_kgan(sites_from="both")
+    with pytest.raises(ConfigError, match="model.site_samples=0"):
+        tiny_kgan(site_samples=0)
+    from types import SimpleNamespace
+
+    ddp = tiny_kgan()
+    ddp._trainer = SimpleNamespace(world_size=2, datamodule=None)
+    with pytest.raises(ConfigError, match="trains on one device.*trainer.devices=1"):
+        ddp.setup("fit")
 
 
 def _fit_one_batch(model: KGAN, batch: dict, tmp_path) -> object:
@@ -396,9 +406,9 @@ def test_one_grouped_step_is_k_member_steps():
     real = torch.rand(3, 4, 3, 32, 32) * 2 - 1  # [member, row, ...]
     z = torch.randn(4, 3 * 8)
     fake = m.generators(z)
-    gp = losses.gradient_penalty(m.critics, to_grouped(real, 3), fake, torch.Generator().manual_seed(2), groups=3)
-    scores_real, scores_fake = m.critics(to_grouped(real, 3)), m.critics(fake)
-    loss = (scores_fake.mean(0) - scores_real.mean(0) + 10 * gp.mean(0)).sum()
+    torch.manual_seed(2)  # the penalty's interpolation weights: the first draw of this seed
+    loss, per_member, _, _ = losses.wgan_gp_critic_losses(m.critics, to_grouped(real, 3), fake.detach(), 10.0, 3)
+    assert per_member.shape == (3,) and torch.allclose(loss, per_member.sum())
     grads = torch.autograd.grad(loss, list(m.critics.parameters()))
     alpha = torch.rand(4, 3, generator=torch.Generator().manual_seed(2))
     for j in range(3):

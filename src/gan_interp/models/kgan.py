@@ -35,7 +35,8 @@ update every member exactly as k optimizers would). Each member is WGAN-GP (lamb
 Adam(1e-4, betas (0, 0.9))); critic steps every batch, generator steps every ``n_critic``-th batch
 (``g_steps`` counts these rounds). Baselines: ``k=1`` is one WGAN-GP on all data;
 ``independent=true`` trains k members each on *all* data (every member sees the whole batch; the
-partition is still computed and logged and routes ``critic(x)``).
+partition is still computed, as the data-only one since no member trains on a cell, and logged, and
+routes ``critic(x)``).
 
 Generator contract (what probes see):
 
@@ -102,31 +103,6 @@ def latent_uniforms(z: Tensor, seed: int) -> Tensor:
     mult = torch.randint(1, HASH_PRIME, (z.shape[1] + 1,), generator=g).to(z.device)
     h = ((bits * mult[1:]) % HASH_PRIME).sum(1) + mult[0]
     return ((h % HASH_PRIME).double() + 0.5) / HASH_PRIME
-
-
-def member_critic_losses(
-    critics: nn.Module,  # grouped critic: [n, k*C, H, W] -> [n, k]
-    real: Tensor,  # [n, k*C, H, W] grouped layout
-    fake: Tensor,  # [n, k*C, H, W]
-    gp_lambda: float,  # WGAN-GP weight
-    k: int,  # members (groups)
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """WGAN-GP critic losses of the k members: ``(sum, per member [k]: loss, penalty, WGAN loss)``.
-
-    The sum is what one optimizer minimises: each member's weights get exactly its own loss's gradient.
-    """
-    n = real.shape[0]
-    real_s, fake_s = critics(real).float(), critics(fake).float()  # [n, k]
-    gp = losses.gradient_penalty(critics, real, fake, groups=k).reshape(n, k).mean(0)
-    w_loss = fake_s.mean(0) - real_s.mean(0)  # losses.wgan_critic_loss of every member
-    loss = w_loss + gp_lambda * gp
-    return loss.sum(), loss, gp, w_loss
-
-
-def member_generator_losses(critics: nn.Module, fake: Tensor) -> tuple[Tensor, Tensor]:
-    """WGAN generator losses of the k members (``losses.wgan_generator_loss`` each): ``(sum, per member [k])``."""
-    per_member = -critics(fake).float().mean(0)
-    return per_member.sum(), per_member
 
 
 class _ViewCache(dict):
@@ -351,14 +327,22 @@ class KGAN(GANModule):
     def update_partition(self, epoch: int) -> None:
         """One partition update (see the module docstring): the members' point masses or the data rule."""
         features, rows, _ = self.train_features()
-        sites = self.generated_sites(epoch) if self.partition.moves_with_generators else None
+        moves = self.partition.moves_with_generators and self.partitioned  # independent members: data-only cells
+        sites = self.generated_sites(epoch) if moves else None
         self.partition.update(features, rows, epoch, sites=sites)
 
     # -- training ----------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         """Fitting on a data module that can: batches of ``batch_size`` images from every member's cell."""
         dm = getattr(self.trainer, "datamodule", None)
-        if stage == "fit" and self.partitioned and hasattr(dm, "use_cell_batches"):
+        if stage != "fit" or not self.partitioned:
+            return
+        if self.trainer.world_size > 1:  # Lightning cannot split a custom batch sampler over ranks
+            raise ConfigError(
+                f"model=kgan with k={self.k} cells trains on one device (per-cell batches); got "
+                f"{self.trainer.world_size} processes: use trainer.devices=1 (or model.independent=true / model.k=1)"
+            )
+        if hasattr(dm, "use_cell_batches"):
             dm.use_cell_batches(self.k, self.partition.cells_of_rows)
 
     def configure_optimizers(self):
@@ -400,13 +384,13 @@ class KGAN(GANModule):
     def _critic_step(self, real: Tensor, opt) -> dict[str, Tensor]:
         with torch.no_grad():
             fake = self.generators(self.member_latents(real.shape[0]))
-        losses_fn = partial(member_critic_losses, self.critics, real, fake, self.hparams.gp_lambda, self.k)
+        losses_fn = partial(losses.wgan_gp_critic_losses, self.critics, real, fake, self.hparams.gp_lambda, self.k)
         _, loss, gp, w_loss = self.optimizer_update(opt, losses_fn)
         return {"d_loss": loss, "gp": gp, "w_dist": -w_loss}
 
     def _generator_step(self, n: int, opt) -> Tensor:
         def generator_losses() -> tuple[Tensor, Tensor]:  # z drawn inside the update, as before
-            return member_generator_losses(self.critics, self.generators(self.member_latents(n)))
+            return losses.wgan_generator_losses(self.critics(self.generators(self.member_latents(n))))
 
         return self.optimizer_update(opt, generator_losses)[1]
 
@@ -483,4 +467,4 @@ class KGANMemberView(GANModule):
         return {f"m{self.j}.{n}": s for n, s in self.member.discriminator.stages.items()}
 
 
-__all__ = ["KGAN", "KGANMemberView", "latent_uniforms", "member_critic_losses", "member_generator_losses"]
+__all__ = ["KGAN", "KGANMemberView", "latent_uniforms"]

@@ -66,6 +66,32 @@ def gradient_penalty(
     return (per_sample_grad_norm(scores.float(), x_hat, groups) - 1.0).pow(2)
 
 
+def wgan_gp_critic_losses(
+    critic,  # images -> scores [N, groups] ([N] or [N, 1] for one critic)
+    real: Tensor,  # [N, groups * C, H, W]: ``groups`` critics' inputs side by side (k-GAN's grouped layout)
+    fake: Tensor,  # same layout
+    gp_lambda: float,  # WGAN-GP weight
+    groups: int = 1,  # independent critics
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """WGAN-GP critic losses of ``groups`` independent critics: ``(sum, per critic [groups]: loss, GP, WGAN loss)``.
+
+    Per critic: :func:`wgan_critic_loss` + ``gp_lambda`` x mean :func:`gradient_penalty`. The sum is what one
+    optimizer over all critics minimises: each critic's weights get exactly its own loss's gradient.
+    """
+    n = real.shape[0]
+    real_s, fake_s = critic(real).float().reshape(n, groups), critic(fake).float().reshape(n, groups)
+    gp = gradient_penalty(critic, real, fake, groups=groups).reshape(n, groups).mean(0)
+    w_loss = fake_s.mean(0) - real_s.mean(0)
+    loss = w_loss + gp_lambda * gp
+    return loss.sum(), loss, gp, w_loss
+
+
+def wgan_generator_losses(fake_scores: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`wgan_generator_loss` of every column of ``fake_scores [N, groups]``: ``(sum, per column)``."""
+    per_column = -fake_scores.float().mean(0)
+    return per_column.sum(), per_column
+
+
 def r1_penalty(real_scores: Tensor, real: Tensor) -> Tensor:
     """R1 penalty per sample, ``||grad D(x)||^2`` on real data (``real`` must require grad); shape [N].
 
