@@ -116,3 +116,57 @@ def test_pixel_features():
     assert gray.shape == (2, 16) and torch.allclose(gray[1], torch.full((16,), 0.299))
     with pytest.raises(ConfigError, match="feature_space"):
         P.pixel_features(imgs, 4, "vgg")
+
+
+# -- the k-GAN partition co-evolving with the generators (issue 16 point 1) --------------------------
+def _two_clusters() -> tuple[torch.Tensor, torch.Tensor]:
+    """16 gray images: 8 at -0.8, 8 at +0.8 (tiny noise), and their 8x8 OT features."""
+    g = torch.Generator().manual_seed(0)
+    levels = torch.tensor([-0.8] * 8 + [0.8] * 8)
+    images = levels[:, None, None, None] + 0.01 * torch.randn(16, 1, 32, 32, generator=g)
+    return images, P.pixel_features(images, 8)
+
+
+def _member_draws(model, j: int, level: float) -> None:
+    """Member j's generator makes a constant image at ``level`` (zero last-layer weights, bias atanh(level))."""
+    last = model.generators.stages["to_image"][0]  # grouped ConvTranspose2d, one output channel per member
+    with torch.no_grad():
+        last.weight[j].zero_()
+        last.bias[j] = float(np.arctanh(level))
+
+
+@pytest.mark.parametrize("sites_from", ["generated", "data"])
+def test_the_partition_follows_generators_set_to_the_opposite_clusters(sites_from):
+    from gan_interp.models.kgan import KGAN
+
+    torch.manual_seed(0)
+    model = KGAN(latent_dim=8, k=2, ngf=4, ndf=4, resolution=32, channels=1, sites_from=sites_from, site_samples=8)
+    images, feats = _two_clusters()
+    rows = torch.arange(16)
+    model._features = (feats, rows, list(range(16)))  # the training split's features (no trainer needed)
+    model.update_partition(0)  # epoch 0: k-means on the data, the clusters are the cells
+    low = int(model.partition.row_to_member[0])
+    assert model.partition.row_to_member.tolist() == [low] * 8 + [1 - low] * 8
+    # the member owning the dark cluster now draws bright images and the other one dark images
+    _member_draws(model, low, 0.8)
+    _member_draws(model, 1 - low, -0.8)
+    assert torch.allclose(model.generated_sites(1)[low], torch.full((64,), 0.8), atol=1e-5)
+    model.update_partition(1)
+    stats = model.partition.stats
+    if sites_from == "generated":  # the cells follow the generators: every image changed cell
+        assert model.partition.row_to_member.tolist() == [1 - low] * 8 + [low] * 8
+        assert stats["rows_changed"] == 16.0 and stats["rows_changed_fraction"] == 1.0
+        assert stats["site_shift"] == pytest.approx(1.6 * 8, rel=1e-2)  # each site crossed 0.8 -> -0.8 (64 dims)
+        assert torch.allclose(model.partition.sites[low], torch.full((64,), 0.8), atol=1e-5)
+    else:  # data-only: the generators never move the cells
+        assert model.partition.row_to_member.tolist() == [low] * 8 + [1 - low] * 8
+        assert stats["rows_changed"] == 0.0 and stats["site_shift"] < 1e-6
+    spread = float(((feats - model.partition.sites[model.partition.row_to_member]) ** 2).sum(1).mean())
+    assert stats["ot_cost"] == pytest.approx(spread, rel=1e-4)  # mean squared distance to the own site
+
+
+def test_sites_from_must_be_known():
+    from gan_interp.models.kgan_partition import KGANPartition
+
+    with pytest.raises(ConfigError, match=r"model.sites_from='gen'.*generated, data"):
+        KGANPartition(2, channels=1, sites_from="gen")

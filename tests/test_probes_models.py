@@ -67,3 +67,42 @@ def test_kgan_member_probes(tmp_path):
     assert (tmp_path / "members" / "sample_medoids.png").is_file() and (tmp_path / "members" / "samples.png").is_file()
     assert results["directions"]["member"] == 0 and results["directions"]["sefa"]["space"] == "z"
     assert all("error" not in r for r in results.values())
+
+
+@_needs("gan_interp.models.kgan")
+def test_kgan_probes_per_member_and_pinned_members(tmp_path):
+    from gan_interp.models.kgan import KGAN
+
+    torch.manual_seed(0)
+    model = KGAN(latent_dim=8, k=2, ngf=4, ndf=4, resolution=32, channels=3)
+    model.partition.ready.fill_(True)
+    model.partition.sites[1].fill_(1.0)  # two distinct cells: dark images -> member 0, bright -> member 1
+    cfg = {name: {**SMALL[name], "per_member": True} for name in ("traversals", "actmax", "filters", "members")}
+    calls: list = []
+    critic = model.critic
+    model.critic = lambda x, member=None: calls.append(member) or critic(x, member=member)  # spy on routing
+    results = run_probes(model, None, cfg, tmp_path, epoch=0, strict=True)
+    # per member: a summary in summary.json, files in <probe>/m{j}/; a probe a member lacks says why
+    for name in ("traversals", "actmax", "filters"):
+        per = json.loads((tmp_path / name / "summary.json").read_text())["per_member"]
+        assert set(per) == {"0", "1"} and all("skipped" not in s for s in per.values()), name
+        assert (tmp_path / name / "m1").is_dir()
+    assert results["members"]["per_member"]["0"] == {"skipped": "model has no k-GAN members"}
+    assert results["filters"]["per_member"]["1"]["mean_norm"] != results["filters"]["per_member"]["0"]["mean_norm"]
+    # actmax: the 5 critic calls of the pixel optimisation (scale, start, 2 steps, end) name the same members,
+    # fixed from the start images, although the images move
+    pinned = [c for c in calls if c is not None]
+    assert len(pinned) >= 5 and all(torch.equal(c, pinned[0]) for c in pinned[:5])
+    assert results["actmax"]["pixel"]["member"] == pinned[0].tolist()
+    # traversals: every frame of the z traversal is made by z[0]'s member (no member switch along a row)
+    assert results["traversals"]["member"] in (0, 1)
+    # readings: every member's own scalars, next to the ensemble's
+    logged: dict = {}
+
+    class Recorder:  # any non-W&B logger: log_metrics(values, step)
+        def log_metrics(self, values, step):
+            logged.update(values)
+
+    run_probes(model, None, {"filters": {"per_member": True}}, tmp_path / "again", 0, loggers=[Recorder()])
+    assert {"probes/filters/mean_norm", "probes/filters/per_member/0/mean_norm"} <= set(logged)
+    assert logged["probes/filters/per_member/1/mean_norm"] == results["filters"]["per_member"]["1"]["mean_norm"]

@@ -78,8 +78,9 @@ def test_resume_mid_epoch_matches_uninterrupted_run(make_cfg, tmp_path, kill_at)
 
 @pytest.mark.parametrize("kill_at", [(1, 0), (0, 1)], ids=["epoch1-batch0", "epoch0-batch1"])
 def test_kgan_resume_mid_epoch_keeps_the_partition(make_cfg, tmp_path, kill_at):
-    # epoch1-batch0: killed after the epoch-1 Lloyd update; epoch0-batch1: after the first build
-    kgan = {"model": "kgan", "steps_per_checkpoint": 1}  # k-GAN: a varying number of optimizer steps per batch
+    # epoch1-batch0: killed after the epoch-1 update (sites from the members' samples); epoch0-batch1: after
+    # the first build. Per-cell batches: 3 cells of 16 training images, 4 of each cell per batch, 4 batches/epoch
+    kgan = {"model": "kgan", "steps_per_checkpoint": 1, "overrides": ["data.batch_size=4"]}
     full = _fit(make_cfg, tmp_path / "full", **kgan)
     reference = _state(full)
     with pytest.raises(Kill):
@@ -87,10 +88,10 @@ def test_kgan_resume_mid_epoch_keeps_the_partition(make_cfg, tmp_path, kill_at):
     last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
     saved = torch.load(last, map_location="cpu", weights_only=True)
     assert saved["epoch"] == kill_at[0] and saved["kgan"]["partition_epoch"] == kill_at[0]
-    assert saved["kgan"]["batches_seen"] == 3 * kill_at[0] + kill_at[1] + 1  # 3 batches per epoch
+    assert saved["kgan"]["batches_seen"] == 4 * kill_at[0] + kill_at[1] + 1  # 4 batches per epoch
 
     resumed = _fit(make_cfg, tmp_path / "killed", ckpt_path=last, **kgan)
-    assert resumed.g_steps == full.g_steps == 2 and resumed.batches_seen == full.batches_seen == 6
+    assert resumed.g_steps == full.g_steps == 2 and resumed.batches_seen == full.batches_seen == 8
     for key, value in reference.items():
         assert torch.equal(resumed.state_dict()[key], value), f"{key} differs after resume"
     a, b = full.partition, resumed.partition

@@ -115,6 +115,10 @@ def check_resume_checkpoint(path: str | Path, model: Any, trust: bool = False) -
     ckpt = load_checkpoint(path, trust)
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise ConfigError(f"ckpt_path={path} has no 'state_dict' (not a Lightning checkpoint of a gan_interp model)")
+    resume_error = getattr(model, "resume_error", None)  # a model may know an old layout it cannot resume
+    reason = resume_error(ckpt) if callable(resume_error) else None
+    if reason:
+        raise ConfigError(f"ckpt_path={path} is {reason}")
     mismatch = state_dict_mismatch(ckpt["state_dict"], model.state_dict())
     if mismatch:
         name = getattr(getattr(model, "hparams", {}), "get", lambda _k: None)("name") or type(model).__name__

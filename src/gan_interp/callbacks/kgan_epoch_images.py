@@ -3,14 +3,19 @@
 Every ``every_n_epochs`` epochs and after the last one, for k-GAN models only (other models are
 left alone), on rank 0, :class:`KGANEpochImages` writes to ``<run>/kgan/epoch_XXX/``:
 
-* ``cell_medoids.png`` - the real training image at the medoid of each cell (cells 0..k-1 in a row),
+* ``cell_medoids.png`` - the *real* training image at the medoid of each cell (cells 0..k-1 in a row),
   when the data module can give training images by position (``dm.dataset("train")``) and the
-  partition was computed in this process;
+  partition was computed in this process (not the medoids of generated samples: those are the
+  ``members`` probe's ``sample_medoids.png``);
+* ``cell_sites.png`` - the cells' sites (the paper's point masses) drawn as feature images
+  (``feature_size``-px, upscaled): with ``sites_from=generated`` the mean of each member's samples;
 * ``samples_m{j}.png`` - ``n_samples`` images of member ``j`` from the fixed latents (eval mode);
-* ``partition.json`` - epoch, k, independent, cell sizes, cell weights, offsets, medoid rows and
-  the last update's stats (``ot_cost``, ``reseeded``);
+* ``partition.json`` - epoch, k, independent, where the sites come from, cell sizes, cell weights,
+  offsets, medoid rows and the last update's stats (``ot_cost``, ``rows_changed``,
+  ``rows_changed_fraction``, ``site_shift`` and per cell ``site_shift/m{j}``, ``reseeded``);
 
-and logs the grids as ``kgan/cell_medoids`` and ``kgan/samples/m{j}`` to every logger, in one row at the epoch.
+and logs the grids as ``kgan/cell_medoids``, ``kgan/cell_sites`` and ``kgan/samples/m{j}`` to every
+logger, in one row at the epoch (the stats are logged by the model as ``kgan/<stat>`` scalars).
 """
 
 from __future__ import annotations
@@ -62,6 +67,11 @@ class KGANEpochImages(L.Callback):
             caption = f"the training image at the medoid of cells 0..{k - 1}"
             save_png(grid, out / "cell_medoids.png", caption=caption)
             row.image("kgan/cell_medoids", grid, caption=caption)
+        if bool(model.partition.ready):
+            grid = make_grid(site_images(model), nrow=k, normalize=True, value_range=(-1, 1), padding=2)
+            caption = f"sites (point masses) of cells 0..{k - 1} as feature images"
+            save_png(grid, out / "cell_sites.png", caption=caption)
+            row.image("kgan/cell_sites", grid, caption=caption)
         was_training = model.training
         model.eval()
         try:
@@ -89,4 +99,13 @@ def medoid_images(trainer: L.Trainer, model: KGAN) -> Tensor | None:
     return None if positions is None else dm.dataset("train").__getitems__(positions)["image"]
 
 
-__all__ = ["KGANEpochImages", "medoid_images"]
+def site_images(model: KGAN) -> Tensor:
+    """The partition's sites ``[k, d]`` as images ``[k, C, resolution, resolution]`` (nearest upscaling)."""
+    part = model.partition
+    side = part.feature_size
+    sites = part.sites.detach().float().cpu().reshape(part.k, -1, side, side)
+    images = torch.nn.functional.interpolate(sites, size=model.resolution, mode="nearest")
+    return images.expand(-1, model.channels, -1, -1) if images.shape[1] == 1 else images
+
+
+__all__ = ["KGANEpochImages", "medoid_images", "site_images"]

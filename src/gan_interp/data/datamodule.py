@@ -4,6 +4,8 @@ Images are decoded once into a uint8 cache (see :mod:`gan_interp.data.cache`), s
 permutation that is persisted next to the cache (and copied into the run directory), and served
 as float tensors in ``[-1, 1]``. A batch is a dict ``{"image": [B,C,H,W], "index": [B]}`` where
 ``index`` is the row in the cache, so partition-based models (k-GAN) and probes can look data up.
+A model whose members own cells of the data calls :meth:`GANDataModule.use_cell_batches`: training
+batches then hold ``batch_size`` images of every cell (:mod:`gan_interp.data.cell_batches`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from gan_interp.data.cache import CachedImages, build_cache, load_cache
+from gan_interp.data.cell_batches import CellBatchSampler, CellsOfRows
 from gan_interp.data.channels import check_channels
 from gan_interp.data.decode import check_aspect
 from gan_interp.data.sampling import probe_order, probe_rng
@@ -156,7 +159,8 @@ class GANDataModule(L.LightningDataModule):
         self.data: CachedImages | None = None
         self.split: dict[str, list[int]] = {}
         self._probe_orders: dict[str, np.ndarray] = {}  # per split: the probe sample's order (sample_positions)
-        self._train_sampler: ResumableRandomSampler | None = None
+        self._train_sampler: ResumableRandomSampler | CellBatchSampler | None = None
+        self._cells: tuple[int, CellsOfRows] | None = None  # (k, cells of cache rows): per-cell batches
         self._resume_batches = 0  # batches of the current epoch already done by an interrupted run
         self._shuffle_seed = torch.initial_seed()  # the run's seed (seed_everything ran before us)
 
@@ -269,23 +273,32 @@ class GANDataModule(L.LightningDataModule):
         return self.data.concept_names
 
     # -- loaders ----------------------------------------------------------------------------------
+    def use_cell_batches(self, k: int, cells_of_rows: CellsOfRows) -> None:
+        """Train on batches of ``batch_size`` images from each of ``k`` cells (cell-major, ``k * batch_size``
+        rows); ``cells_of_rows`` gives the current cell of cache rows. Call before the train loader is built."""
+        self._cells = (int(k), cells_of_rows)
+
     def _loader(self, split: str, shuffle: bool, drop_last: bool) -> DataLoader:
         ds = self.dataset(split)
         batch_size = min(self.batch_size, max(1, len(ds)))
+        common = {
+            "num_workers": self.num_workers,
+            "persistent_workers": self.num_workers > 0,
+            "pin_memory": self.pin_memory,
+            "collate_fn": collate_batched,
+        }
+        if shuffle and self._cells is not None:
+            k, cells_of_rows = self._cells
+            cell_sampler = CellBatchSampler(ds.indices, k, batch_size, cells_of_rows, seed=self._shuffle_seed)
+            self._train_sampler = cell_sampler
+            cell_sampler.skip, self._resume_batches = self._resume_batches, 0  # mid-epoch resume (batches)
+            return DataLoader(ds, batch_sampler=cell_sampler, **common)
         sampler = None
         if shuffle:
             sampler = self._train_sampler = ResumableRandomSampler(len(ds), seed=self._shuffle_seed)
             sampler.skip, self._resume_batches = self._resume_batches * batch_size, 0  # mid-epoch resume
-        return DataLoader(
-            ds,
-            batch_size=batch_size,
-            sampler=sampler,
-            drop_last=drop_last and len(ds) >= self.batch_size,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=self.pin_memory,
-            collate_fn=collate_batched,
-        )
+        drop = drop_last and len(ds) >= self.batch_size
+        return DataLoader(ds, batch_size=batch_size, sampler=sampler, drop_last=drop, **common)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True, drop_last=self.drop_last)

@@ -13,7 +13,8 @@ Contract (all models):
 * ``discriminator_input_conv()`` - the convolution that sees the pixels (default: the first
   ``nn.Conv2d`` of ``discriminator_layers()``; ``None`` if there is none);
 * ``n_members`` / ``member_view(j)`` - ensemble members (0 / an error by default; k-GAN: k / one
-  member as a stand-alone :class:`GANModule`).
+  member as a stand-alone :class:`GANModule`); an ensemble also says who makes and who scores each
+  row: ``route_members(z)``, ``route_images(x)``, ``generate(z, member=...)``, ``critic(x, member=...)``.
 
 Models with a style space (StyleGAN-like) also satisfy the :class:`StyleSpace` protocol; test it
 with :func:`has_style_space`.

@@ -14,9 +14,21 @@ Everything exists from ``__init__`` on; before the first :meth:`update` ``ready`
 ``row_to_member`` / ``cell_sizes`` / ``epoch`` are ``None`` and the lists / dicts are empty.
 
 :meth:`update` builds the partition on the first call (k-means++ sites seeded by ``seed``, then
-``init_iters`` rounds of OT assignment + centroid sites) and later does one Lloyd round (sites <-
-centroids of the current cells, then an OT assignment warm-started from the last offsets).
-:meth:`assign` puts features into power cells; :meth:`members_of` looks batch rows up.
+``init_iters`` rounds of OT assignment + centroid sites). Later calls move the sites (the paper's
+point masses) and re-solve the exact balanced OT, warm-started from the last offsets:
+
+* ``sites_from="generated"`` (co-evolving, the k-GAN paper's alternation): the caller passes the
+  sites, the mean features of each member's *generated* samples (see :mod:`gan_interp.models.kgan`),
+  so the cells follow the generators;
+* ``sites_from="data"`` (data-only, the ablation): one Lloyd round, sites <- centroids of the
+  current cells of the data; the generators never influence the cells.
+
+Every update records in ``stats``: ``ot_cost`` (mean squared feature distance of an image to its
+cell's site), ``rows_changed`` / ``rows_changed_fraction`` (training images whose cell changed
+since the previous update; 0 at the first build), ``site_shift`` (mean over cells of the L2 distance
+a site moved, feature units; per cell ``site_shift/m{j}``; 0 at the first build) and ``reseeded``.
+:meth:`assign` puts features into power cells; :meth:`members_of` looks batch rows up;
+:meth:`cells_of_rows` gives the cells of cache rows (the per-cell batch sampler's input).
 """
 
 from __future__ import annotations
@@ -26,7 +38,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from gan_interp.errors import ConfigError
 from gan_interp.models import partition as P
+
+SITES_FROM = ("generated", "data")  # where the sites (point masses) come from after the first build
 
 
 class KGANPartition(nn.Module):
@@ -43,8 +58,12 @@ class KGANPartition(nn.Module):
         init_iters: int = 5,  # Lloyd rounds of the first build
         n_sweeps: int = 20,  # dual coordinate-ascent sweeps per OT solve (then exact repair)
         seed: int = 0,  # seed of the k-means++ site initialisation
+        sites_from: str = "generated",  # 'generated' (co-evolving with the members) or 'data' (data-only)
     ) -> None:
         super().__init__()
+        if sites_from not in SITES_FROM:
+            raise ConfigError(f"model.sites_from={sites_from!r} is unknown; use one of {', '.join(SITES_FROM)}")
+        self.sites_from = sites_from
         self.k, self.balanced, self.uniform_weights = k, balanced, uniform_weights
         self.feature_space, self.feature_size = feature_space, feature_size
         self.init_iters, self.n_sweeps, self.seed = init_iters, n_sweeps, seed
@@ -56,7 +75,7 @@ class KGANPartition(nn.Module):
         self.row_to_member: Tensor | None = None  # [max_row + 1] cell of each training cache row (-1: none)
         self.medoid_rows: list[int] = []  # cache row of each cell's medoid (-1: empty cell)
         self.cell_sizes: list[int] | None = None  # training rows per cell
-        self.stats: dict[str, float] = {}  # ot_cost (mean squared distance to the own site), reseeded
+        self.stats: dict[str, float] = {}  # the last update's ot_cost, rows_changed(_fraction), site_shift, ...
         self.epoch: int | None = None  # training epoch the partition was last computed for
 
     # -- features and cells ------------------------------------------------------------------------
@@ -82,26 +101,51 @@ class KGANPartition(nn.Module):
             member[unknown] = self.assign(self.features(images[unknown.to(images.device)])).cpu()
         return member.to(images.device)
 
+    def cells_of_rows(self, rows: Tensor) -> Tensor:
+        """Cell of each training cache row (``-1`` for rows the partition does not hold)."""
+        if self.row_to_member is None:
+            raise RuntimeError("the k-GAN partition has not been computed yet (it is built at the first epoch start)")
+        rows = torch.as_tensor(rows, dtype=torch.long)
+        out = torch.full(rows.shape, -1, dtype=torch.long)
+        known = rows < self.row_to_member.shape[0]
+        out[known] = self.row_to_member[rows[known]]
+        return out
+
+    @property
+    def moves_with_generators(self) -> bool:
+        """Whether the next :meth:`update` takes its sites from the members' samples (co-evolving, built)."""
+        return self.sites_from == "generated" and bool(self.ready)
+
     # -- update ------------------------------------------------------------------------------------
     @torch.no_grad()
-    def update(self, features: Tensor, rows: Tensor, epoch: int | None = None) -> P.Partition:
-        """Build (first call) or update (one Lloyd round + OT) the partition of ``features`` (cache ``rows``)."""
+    def update(
+        self,
+        features: Tensor,  # [n, d] OT features of the training images
+        rows: Tensor,  # [n] their cache rows
+        epoch: int | None = None,  # training epoch (recorded)
+        sites: Tensor | None = None,  # [k, d] new sites (co-evolving: member sample means); None: data rule
+    ) -> P.Partition:
+        """Build (first call) or update the partition of ``features`` (cache ``rows``); see the module doc."""
+        previous_sites = self.sites.detach().cpu().clone() if bool(self.ready) else None
+        previous_cells = self.cells_of_rows(rows) if self.row_to_member is not None else None
         if not bool(self.ready):
             g = torch.Generator().manual_seed(self.seed)
-            sites, offsets, rounds = P.kmeans_pp_sites(features, self.k, g), None, self.init_iters
+            start, offsets, rounds = P.kmeans_pp_sites(features, self.k, g), None, self.init_iters
+        elif sites is not None:  # co-evolving: the members' point masses, then the exact OT
+            start, offsets, rounds = sites.detach().cpu().to(features.dtype), self.offsets.detach().cpu(), 0
         else:
-            sites, offsets, rounds = self.sites.detach().cpu(), self.offsets.detach().cpu(), 1
-            assignment = self.row_to_member[rows].cpu() if self.row_to_member is not None else None
-            if assignment is not None and not bool((assignment < 0).any()):  # Lloyd: sites <- cell centroids
-                sites, rounds = P.cell_centroids(features, assignment, self.k, previous=sites), 0
+            start, offsets, rounds = self.sites.detach().cpu(), self.offsets.detach().cpu(), 1
+            if previous_cells is not None and not bool((previous_cells < 0).any()):  # Lloyd: sites <- centroids
+                start, rounds = P.cell_centroids(features, previous_cells, self.k, previous=start), 0
         for _ in range(rounds):
-            part, sites, _ = P.update_partition(features, sites, offsets, self.balanced, self.n_sweeps)
-            sites, offsets = P.cell_centroids(features, part.assignment, self.k, previous=sites), part.offsets
-        part, sites, reseeded = P.update_partition(features, sites, offsets, self.balanced, self.n_sweeps)
-        self._store(part, sites, features, rows)
+            part, start, _ = P.update_partition(features, start, offsets, self.balanced, self.n_sweeps)
+            start, offsets = P.cell_centroids(features, part.assignment, self.k, previous=start), part.offsets
+        part, new_sites, reseeded = P.update_partition(features, start, offsets, self.balanced, self.n_sweeps)
+        self._store(part, new_sites, features, rows)
         self.stats = {
             "ot_cost": part.cost / max(1, len(rows)),  # mean squared feature distance to the own site
             "reseeded": float(len(reseeded)),  # empty cells re-seeded (Voronoi mode only)
+            **_movement(previous_cells, part.assignment, previous_sites, new_sites),
         }
         self.epoch = epoch
         return part
@@ -124,6 +168,7 @@ class KGANPartition(nn.Module):
     def summary(self) -> dict[str, Any]:
         """JSON-ready cells: sizes, routing weights, offsets, medoid rows and the last update's stats."""
         return {
+            "sites_from": self.sites_from,
             "cell_sizes": self.cell_sizes,
             "cell_weights": self.cell_weights.tolist(),
             "offsets": self.offsets.tolist(),
@@ -152,4 +197,23 @@ class KGANPartition(nn.Module):
         self.epoch = None if epoch is None else int(epoch)
 
 
-__all__ = ["KGANPartition"]
+def _movement(
+    before: Tensor | None, after: Tensor, sites_before: Tensor | None, sites_after: Tensor
+) -> dict[str, float]:
+    """``rows_changed`` (count, fraction) between two assignments and ``site_shift`` (mean, per cell)."""
+    k = sites_after.shape[0]
+    if before is None or sites_before is None:
+        return {"rows_changed": 0.0, "rows_changed_fraction": 0.0, "site_shift": 0.0} | {
+            f"site_shift/m{j}": 0.0 for j in range(k)
+        }
+    known = before >= 0
+    changed = int((before[known] != after[known]).sum())
+    shift = (sites_after.double().cpu() - sites_before.double()).norm(dim=1)
+    return {
+        "rows_changed": float(changed),
+        "rows_changed_fraction": changed / max(1, int(known.sum())),
+        "site_shift": float(shift.mean()),
+    } | {f"site_shift/m{j}": float(v) for j, v in enumerate(shift.tolist())}
+
+
+__all__ = ["SITES_FROM", "KGANPartition"]

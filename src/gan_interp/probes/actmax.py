@@ -13,6 +13,11 @@ Two parametrisations of the input:
 Only the input is optimised: parameters are frozen and gradients are taken with
 ``torch.autograd.grad``, so no parameter ``.grad`` is touched. Both report the unit's activation
 before and after ("reached") for every channel.
+
+On an ensemble (k-GAN) the critic never changes during an optimisation: each row keeps the critic
+of its start image's cell (and, through the prior, the generator its start latent routes to) for
+every step (``member`` of ``pixel``/``prior`` in the summary); ``per_member: true`` runs the probe
+on each member's own critic and generator as well.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from gan_interp.capture import discriminator_shapes, last_feature_layer, run_cap
 from gan_interp.probes import figures
 from gan_interp.probes.context import ProbeContext
 from gan_interp.probes.gradients import frozen_parameters
-from gan_interp.probes.latents import fixed_z, seeded
+from gan_interp.probes.latents import fixed_z, pinned_critic, pinned_generate, pinned_members, seeded
 from gan_interp.probes.registry import register_probe
 
 Objective = Callable[[Tensor], Tensor]  # images [n, C, H, W] -> activation [n] (row i: its own unit)
@@ -132,6 +137,11 @@ def prior_actmax(
     return z.detach(), images, start, end, history
 
 
+def _members(model, members) -> dict:
+    """``{"member": [critic of every row]}`` on an ensemble (``members()`` gives them), else ``{}``."""
+    return {"member": members().tolist()} if getattr(model, "n_members", 0) else {}
+
+
 @register_probe("actmax", requires=("discriminator_layers",))
 def actmax_probe(
     ctx: ProbeContext,
@@ -159,7 +169,6 @@ def actmax_probe(
         if isinstance(channels, int)
         else [int(c) % n_channels for c in channels]
     )
-    objective = unit_objective(model.critic, layers[name], chans)
     g = seeded(seed)
     x0 = (
         (init_std * torch.randn((len(chans), model.channels, model.resolution, model.resolution), generator=g))
@@ -169,16 +178,23 @@ def actmax_probe(
     summary: dict = {"layer": name, "channels": chans, "steps": steps}  # activations in raw units
     rows = []
     with frozen_parameters(model):
-        scale = layer_scale(model.critic, layers[name], x0)
+        critic = pinned_critic(model, x0)  # ensembles: the start image's critic for every step
+        objective = unit_objective(critic, layers[name], chans)
+        scale = layer_scale(critic, layers[name], x0)
         x, start, end, hist = pixel_actmax(objective, x0, steps, lr, jitter, tv_weight, l2_weight, g, act_scale=scale)
         rows.append(x)
         summary["pixel"] = {"start": start.tolist(), "reached": end.tolist(), "history": hist}
+        summary["pixel"] |= _members(model, lambda: model.route_images(x0))
         if prior:
             z0 = fixed_z(model, len(chans), seed)
-            _, imgs, pstart, pend, phist = prior_actmax(objective, model.generate, z0, steps, prior_lr)
+            generate = pinned_generate(model, pinned_members(model, z0))  # ensembles: z0's generator throughout
             with torch.no_grad():
-                rows += [model.generate(z0), imgs]
+                start_images = generate(z0)
+            prior_objective = unit_objective(pinned_critic(model, start_images), layers[name], chans)
+            _, imgs, pstart, pend, phist = prior_actmax(prior_objective, generate, z0, steps, prior_lr)
+            rows += [start_images, imgs]
             summary["prior"] = {"start": pstart.tolist(), "reached": pend.tolist(), "history": phist}
+            summary["prior"] |= _members(model, lambda: model.route_images(start_images))
     grid = figures.image_grid(torch.cat([r.detach().cpu() for r in rows]), nrow=len(chans))
     caption = f"D {name} channels {chans}; rows: pixel space" + ("; G(z) start; G(z) maximised" if prior else "")
     out.image("units", grid, caption=caption)

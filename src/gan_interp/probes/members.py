@@ -1,9 +1,11 @@
 """k-GAN members: samples and the medoid of every member generator (k-GAN thesis, figs. 8-9).
 
 The medoid of a member is the generated sample with the smallest summed pixel distance to the
-member's other samples (an actual sample, unlike the mean image). The probe also reports how
-far apart the members' medoids are and how diverse each member is. Requires members
-(``model.n_members > 0``; each seen through ``model.member_view(j)``).
+member's other samples (an actual sample, unlike the mean image): ``sample_medoids.png``, the
+medoids of *generated* samples, distinct from the *real* cell medoids of the partition
+(``<run>/kgan/epoch_XXX/cell_medoids.png``). The probe also reports how far apart the members'
+medoids are and how diverse each member is. Requires members (``model.n_members > 0``; each seen
+through ``model.member_view(j)``).
 """
 
 from __future__ import annotations

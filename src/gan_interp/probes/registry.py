@@ -58,7 +58,8 @@ REQUIREMENTS: dict[str, Requirement] = {
 }
 
 # keys of a probe's config entry consumed by the runner, not passed to the probe
-RUNNER_KEYS = ("enabled",)
+# (enabled: false skips it; per_member: true also runs it on every ensemble member, probes/per_member.py)
+RUNNER_KEYS = ("enabled", "per_member")
 
 
 @dataclass(frozen=True)

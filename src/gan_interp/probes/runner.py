@@ -12,7 +12,8 @@ training and what the probe CLI calls on checkpoints. It
   data lack: it is not called, gets no folder, and its reason goes to ``probes.json`` (``skipped``)
   and to one info log line;
 * gives every probe a :class:`~gan_interp.probes.context.ProbeContext` whose ``out`` writes into
-  ``<out_dir>/<probe>/``;
+  ``<out_dir>/<probe>/``; with ``per_member: true`` among its options, a model with members (k-GAN)
+  is also probed member by member (:mod:`gan_interp.probes.per_member`);
 * writes ``<out_dir>/<probe>/summary.json`` (the probe's returned dict plus ``time_s``) and
   ``<out_dir>/probes.json`` (all of them, and the skipped probes with their reasons);
 * logs the whole run as one row (:class:`~gan_interp.logging_utils.LogRow`, at ``epoch``): every
@@ -43,8 +44,9 @@ from gan_interp.errors import ConfigError, GanInterpError
 from gan_interp.io import jsonable, write_json
 from gan_interp.logging_utils import LogRow
 from gan_interp.probes.context import ProbeContext
+from gan_interp.probes.per_member import PER_MEMBER, run_per_member
 from gan_interp.probes.readings import probe_readings
-from gan_interp.probes.registry import RUNNER_KEYS, check_probe_kwargs, get_probe
+from gan_interp.probes.registry import check_probe_kwargs, get_probe
 from gan_interp.probes.stages import layer_stages
 
 log = logging.getLogger(__name__)
@@ -81,7 +83,7 @@ def normalize_probes_cfg(probes_cfg: Mapping[str, Any] | DictConfig | None) -> d
             raise ConfigError(f"probes.{name}={entry!r} must be a mapping of probe options (or true/false)")
         if not entry.get("enabled", True):
             continue
-        out[str(name)] = {k: v for k, v in entry.items() if k not in RUNNER_KEYS}
+        out[str(name)] = {k: v for k, v in entry.items() if k != "enabled"}  # per_member: read by run_probes
     return out
 
 
@@ -182,10 +184,15 @@ def run_probes(
             _seed_all(seed)
             log.info("probe %s (epoch %d, %d/%d): started", name, epoch, i, len(cfg))
             start = time.perf_counter()
+            options = {k: v for k, v in kwargs.items() if k != PER_MEMBER}
             try:
                 ctx = ProbeContext.create(name, model, datamodule, out_dir, seed, step, epoch, loggers, row, stages)
                 with torch.no_grad():
-                    summary = probe.fn(ctx, **kwargs)
+                    summary = probe.fn(ctx, **options)
+                    if kwargs.get(PER_MEMBER) and getattr(model, "n_members", 0):  # the probe on every member too
+                        context = {"seed": seed, "step": step, "epoch": epoch, "loggers": loggers}
+                        members = run_per_member(probe, options, model, datamodule, out_dir, context, row, _seed_all)
+                        summary = {**(summary or {}), PER_MEMBER: members}
             except GanInterpError:
                 raise
             except Exception as exc:
@@ -197,7 +204,8 @@ def run_probes(
             summary["time_s"] = time.perf_counter() - start
             write_json(summary, out_dir / name / "summary.json")
             results[name] = summary
-            row.scalars(probe_readings(name, summary, stages))
+            readings = {key: value for key, value in summary.items() if key != PER_MEMBER}  # members: logged above
+            row.scalars(probe_readings(name, readings, stages))
             log.info("probe %s (epoch %d): %.2fs", name, epoch, summary["time_s"])
     if skipped:
         log.info("probes skipped (epoch %d): %s", epoch, "; ".join(f"{k}: {v}" for k, v in skipped.items()))

@@ -10,7 +10,11 @@ Pure functions on latent tensors (each changes only what it says):
 
 The probe renders z traversals, interpolations and freeze grids for the fixed seeded z, and for
 models with a style space (:class:`~gan_interp.models.base.StyleSpace`) also w traversals and
-per-layer mixing.
+per-layer mixing. On an ensemble (k-GAN) every traversal and interpolation row is made by one
+member, the one its start latent routes to (``member`` in the summary for the z traversals), so a
+row shows one generator's response to the latent and never a switch of members; freeze rows are
+fresh samples of the mixture (every row alike, the unfrozen one included). ``per_member: true``
+runs the whole probe on each member as well.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from torch import Tensor
 from gan_interp.models.base import has_style_space
 from gan_interp.probes import figures
 from gan_interp.probes.context import ProbeContext
-from gan_interp.probes.latents import fixed_z, seeded
+from gan_interp.probes.latents import fixed_z, pinned_generate, pinned_members, seeded
 from gan_interp.probes.registry import register_probe
 
 
@@ -114,7 +118,10 @@ def traversals_probe(
 
     if chosen:
         zs = torch.cat([traverse_dim(z[0], d, values) for d in chosen])
-        imgs = model.generate(zs)
+        members = pinned_members(model, z[:1], zs.shape[0])  # ensembles: z[0]'s member for every frame
+        imgs = pinned_generate(model, members)(zs)
+        if members is not None:
+            summary["member"] = int(members[0])
         out.image(
             "z_dims", figures.image_grid(imgs, nrow=steps), caption=f"rows: z dims {chosen}; columns: {values.tolist()}"
         )
@@ -127,7 +134,8 @@ def traversals_probe(
         for fn in (lerp, slerp):  # rows: pair p lerp, pair p slerp
             rows.append(fn(z[2 * p], z[2 * p + 1], t))
     if rows:
-        imgs = model.generate(torch.cat(rows))
+        starts = torch.stack([z[2 * p] for p in range(n_pairs) for _ in (lerp, slerp)])
+        imgs = pinned_generate(model, pinned_members(model, starts, steps))(torch.cat(rows))
         out.image(
             "interpolations",
             figures.image_grid(imgs, nrow=steps),
