@@ -187,7 +187,7 @@ def make_wandb_logger(
     os.environ.setdefault("WANDB_SILENT", "true")
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     stage_in_run_dir(save_dir)
-    return EpochAxisWandbLogger(
+    logger = EpochAxisWandbLogger(
         save_dir=str(save_dir),
         project=project,
         name=name,
@@ -201,6 +201,9 @@ def make_wandb_logger(
         settings=wandb_settings(capture_system),
         **kwargs,
     )
+    # Lightning always passes wandb.init(anonymous=None); wandb 0.31 warns that the setting has no effect
+    logger._wandb_init.pop("anonymous", None)
+    return logger
 
 
 def finish_wandb(exit_code: int = 0) -> None:
