@@ -121,7 +121,8 @@ def test_cli_wrong_model_name_exits_2_with_one_line(tmp_path):
     proc = _run_cli(["model=dcgna"], tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "error: model='dcgna' is not a known model; choose one of: dcgan, kgan, stylegan_lite"
+        "error: model='dcgna' is not a known model; choose one of: "
+        "dcgan, dcgan_stable, kgan, stylegan_lite, stylegan_lite_cpu"
     ]
 
 

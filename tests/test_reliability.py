@@ -438,7 +438,10 @@ def test_cli_help_lists_the_config_groups_and_creates_no_folder(tmp_path):
     proc = _cli(["--help"], tmp_path)
     assert proc.returncode == 0 and proc.stderr == ""
     assert proc.stdout.startswith("usage: python -m gan_interp.train [-m]")
-    assert "  model: dcgan, kgan, stylegan_lite\n" in proc.stdout and "  hydra:" not in proc.stdout
+    assert (
+        "  model: dcgan, dcgan_stable, kgan, stylegan_lite, stylegan_lite_cpu\n" in proc.stdout
+        and "  hydra:" not in proc.stdout
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 

@@ -212,7 +212,7 @@ def test_kgan_run_page_shows_readings_captions_epoch_folder_and_one_point_metric
     assert run.curve_source == "csv" and "train/d_loss_epoch" in run.curves  # the CSV beside W&B
     assert sorted(run.kgan) == ["epoch_000", "epoch_001"]
     first = run.kgan["epoch_001"]
-    assert [p.stem for p in first["images"]] == ["cell_medoids", "samples_m0", "samples_m1", "samples_m2"]
+    assert [p.stem for p in first["images"]] == ["cell_medoids", "cell_sites", "samples_m0", "samples_m1", "samples_m2"]
     assert sum(first["partition"]["cell_sizes"]) > 0
     assert {"directions", "traversals", "neighbours", "members", "actmax"} <= set(run.probes)
     assert "reached" in run.probes["actmax"]["epoch_001"]["tables"]

@@ -26,6 +26,8 @@ TRAIN = [
     "threads=1",
 ]
 
+ALL_CHECKS = ["saliency", "directions", "dissection", "two_sample", "memorisation", "actmax"]  # run.py CHECKS
+
 
 def _run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=900, env=env)
@@ -44,10 +46,16 @@ def test_scorecard_script_scores_a_reference_model_on_tiny_settings(tmp_path):
     _run([*cmd, "--cache-dir", str(tmp_path / "cache")], tmp_path, env)
 
     res = json.loads((out / "results.json").read_text())
-    assert res["settings"]["tiny"] is True and res["settings"]["checks"] == ["two_sample", "memorisation"]
+    assert res["settings"]["tiny"] is True and res["settings"]["checks"] == ALL_CHECKS
     rows = res["models"]["dcgan"]["rows"]
-    assert {r["probe"] for r in rows} == {"two-sample", "memorisation", "neighbours"}
-    assert all(isinstance(r["passed"], bool) for r in rows)
+    families = {"saliency", "directions", "dissection", "two-sample", "memorisation", "neighbours", "actmax"}
+    assert {r["probe"] for r in rows} == families
+    # every row has a verdict computed from its criterion; None only where a reading cannot decide (e.g. a factor
+    # the regressor cannot read), never for the two-sample / memorisation controls
+    assert all(r["passed"] in (True, False, None) for r in rows)
+    assert all(
+        isinstance(r["passed"], bool) for r in rows if r["probe"] in ("two-sample", "memorisation", "neighbours")
+    )
     by_reading = {r["reading"]: r for r in rows}
     for r in rows:
         if r["probe"] in ("memorisation", "neighbours"):  # a copying generator is caught, fresh posters are not
@@ -80,7 +88,7 @@ def test_scorecard_script_reads_references_and_names_bad_input_in_one_line(tmp_p
             run.read_references(refs)
     with pytest.raises(ConfigError, match=r"none.json does not exist; train the reference models \(python experiments"):
         run.read_references(tmp_path / "none.json")
-    assert [run.check_name(c) for c in run.select_checks(None)] == ["two_sample", "memorisation"]
+    assert [run.check_name(c) for c in run.select_checks(None)] == ALL_CHECKS
     assert [run.check_name(c) for c in run.select_checks("memorisation")] == ["memorisation"]
     with pytest.raises(ConfigError, match="--only nope: unknown check"):
         run.select_checks("two_sample,nope")

@@ -54,6 +54,11 @@ def train_command(cfg: Any, name: str, run_dir: Path, extra: list[str]) -> list[
     ]
 
 
+def preset_of(overrides: Any) -> str | None:
+    """The ``model=<preset>`` choice among a model's overrides in config.yaml."""
+    return next((str(o).split("=", 1)[1] for o in overrides if str(o).startswith("model=")), None)
+
+
 def finished(run_dir: Path) -> bool:
     return (run_dir / "metrics.json").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
 
@@ -79,7 +84,7 @@ def train(cfg: Any, name: str, run_dir: Path, extra: list[str], retrain: bool) -
         "g_steps": int(final.get("g_steps", 0)),
         "max_epochs": int(run_cfg.trainer.max_epochs),
         "budget_min": float(cfg.models[name].budget_min),
-        "preset": OmegaConf.select(run_cfg, "hydra.runtime.choices.model") or run_cfg.model.name,
+        "preset": preset_of(cfg.models[name].overrides) or run_cfg.model.name,
     }
 
 

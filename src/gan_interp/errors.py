@@ -40,9 +40,3 @@ def one_line_errors(log: logging.Logger | None = None) -> Iterator[None]:
         yield
     except GanInterpError as exc:
         exit_with_error(exc, log)
-
-
-class Terminated(BaseException):  # noqa: N818 - like KeyboardInterrupt: a signal, not an error a sweep swallows
-    """SIGTERM outside the training steps (data preparation, final metrics), where Lightning's handler is not set."""
-
-    exit_code = 143  # 128 + SIGTERM

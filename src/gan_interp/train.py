@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +23,9 @@ from omegaconf import DictConfig
 from gan_interp.checkpoints import checkpoint_file
 from gan_interp.config import check_group_choices, group_options
 from gan_interp.disk import preflight_output_dir
-from gan_interp.errors import ConfigError, GanInterpError, Terminated, exit_with_error, one_line_errors
+from gan_interp.errors import ConfigError, GanInterpError, exit_with_error, one_line_errors
 from gan_interp.paths import config_dir
+from gan_interp.signals import Terminated, stop_on_sigterm
 
 log = logging.getLogger(__name__)
 # Hydra's flags that only print and exit (-h/--help: help_text): no output folder is checked or made for them
@@ -62,17 +61,6 @@ def remove_unused_run_dir(run_dir: Path) -> bool:
         return False
     shutil.rmtree(run_dir, ignore_errors=True)
     return not run_dir.exists()
-
-
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise Terminated()
-
-
-def stop_on_sigterm() -> None:
-    """SIGTERM raises :class:`Terminated` (recorded, exit 143) instead of killing the job silently; Lightning
-    installs its own handler for the fit and restores this one after it. Main thread only (as signals are)."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")

@@ -29,9 +29,9 @@ from gan_interp.checkpoints import check_resume_checkpoint
 from gan_interp.config import instantiate_node, validate_config
 from gan_interp.data.channels import resolve_channels
 from gan_interp.disk import preflight_output_dir
-from gan_interp.errors import Terminated
 from gan_interp.io import write_json, write_text
 from gan_interp.logging_utils import finish_wandb
+from gan_interp.signals import Terminated, lightning_owns_sigterm
 from gan_interp.third_party import quiet_known_noise
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         lg.log_hyperparams(resolved)
     try:
         started = time.perf_counter()
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        with lightning_owns_sigterm():  # Lightning's handler stops at a step boundary (callbacks/interrupt.py)
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         fit_seconds = time.perf_counter() - started
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         metrics["g_steps"] = float(model.g_steps)
