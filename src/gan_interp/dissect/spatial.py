@@ -25,6 +25,7 @@ from torch import Tensor
 from gan_interp.dissect.dissection import layer_shapes
 from gan_interp.dissect.intervene import edit_units
 from gan_interp.errors import ConfigError
+from gan_interp.probes.runner import probe_mode
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in image pixels (x1, y1 exclusive)
 
@@ -109,9 +110,7 @@ def region_effect(
     region = feature_region(box, model.resolution, map_size(model, layer))
     inside = cells_footprint(region, model.resolution)
     acc: dict[str, list[Tensor]] = {k: [] for k in ("in_b", "in_a", "out_b", "out_a")}
-    was_training = model.training
-    model.eval()
-    try:
+    with probe_mode(model):  # eval mode; every submodule's flag restored after
         z_all = model.sample_z(n_samples, generator=torch.Generator().manual_seed(seed))
         for lo in range(0, n_samples, batch_size):
             z = z_all[lo : lo + batch_size]
@@ -120,8 +119,6 @@ def region_effect(
                 ia, oa = _fractions(segmenter(model.generate(z)), concept, inside)
             for key, v in zip(acc, (ib, ia, ob, oa)):
                 acc[key].append(v)
-    finally:
-        model.train(was_training)
     out = {
         "box": list(box),
         "cells": int(region.sum()),
@@ -149,15 +146,11 @@ def edited_images(
     """``(before, after)`` images ``[n, C, H, W]`` (CPU, [-1, 1]) of the same latents, the region edited."""
     box = check_box(box, model.resolution)
     region = feature_region(box, model.resolution, map_size(model, layer))
-    was_training = model.training
-    model.eval()
-    try:
+    with probe_mode(model):  # eval mode; every submodule's flag restored after
         z = model.sample_z(n, generator=torch.Generator().manual_seed(seed))
         before = model.generate(z).cpu()
         with edit_units(model, layer, units, value, region=region):
             after = model.generate(z).cpu()
-    finally:
-        model.train(was_training)
     return before, after
 
 
@@ -193,9 +186,7 @@ def context_table(
     h, w = map_size(model, layer)
     names = list(segmenter.concept_names)
     tally: dict[int, list[list[Tensor]]] = {}  # context -> [before, after, outside change]
-    was_training = model.training
-    model.eval()
-    try:
+    with probe_mode(model):  # eval mode; every submodule's flag restored after
         z_all = model.sample_z(n_samples, generator=torch.Generator().manual_seed(seed))
         for lo in range(0, n_samples, batch_size):
             z = z_all[lo : lo + batch_size]
@@ -213,8 +204,6 @@ def context_table(
                     rows[0].append(before[sel])
                     rows[1].append(after[sel])
                     rows[2].append((out_a - out_b)[sel])
-    finally:
-        model.train(was_training)
     table = []
     for c in sorted(tally, key=lambda c: -sum(len(t) for t in tally[c][0])):
         b, a, o = (torch.cat(x) for x in tally[c])

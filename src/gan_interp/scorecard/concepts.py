@@ -19,6 +19,7 @@ from torch import Tensor
 
 from gan_interp.metrics.context import real_batches
 from gan_interp.probes.latents import generate_batched, seeded
+from gan_interp.probes.runner import probe_mode
 
 
 @dataclass
@@ -85,14 +86,9 @@ def model_concept_shift(
     alpha: float = 0.01,
 ) -> ConceptShift:
     """:func:`concept_shift` of ``n`` generated images against ``n`` held-out reals of ``real_split``."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            z = model.sample_z(n, generator=seeded(seed + 1))
-            fakes = generate_batched(model, z).float().clamp(-1, 1).cpu()
-    finally:
-        model.train(was_training)
+    with probe_mode(model), torch.no_grad():  # eval mode; every submodule's flag restored after
+        z = model.sample_z(n, generator=seeded(seed + 1))
+        fakes = generate_batched(model, z).float().clamp(-1, 1).cpu()
     reals = torch.cat([x for x, _ in real_batches(dm, real_split, n, 128, seed)])
     names = list(segmenter.concept_names)
     return concept_shift(concept_areas(segmenter, fakes), concept_areas(segmenter, reals), names, alpha)
